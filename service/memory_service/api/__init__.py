@@ -1,0 +1,1 @@
+"""HTTP layer: envelope, error mapping, dependencies, thin routes."""

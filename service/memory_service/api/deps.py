@@ -1,0 +1,114 @@
+"""Typed dependencies: the services, the caller (key -> tenant, role), rate limits, roles.
+
+Routes declare what they need with these Annotated aliases; the order is fixed here: a request
+is authenticated, then rate-limited per key (an unknown key is limited per client address
+before it gets its 401), then checked for its role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from memory_service.auth.principal import Principal
+from memory_service.engine.memory_engine import MemoryEngine
+from memory_service.errors import Forbidden, ServiceUnavailable, Unauthorized
+from memory_service.observability.metrics import AUTH_FAILURES
+from memory_service.services import Services
+from memory_service.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_engine(services: ServicesDep) -> MemoryEngine:
+    return services.engine
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+EngineDep = Annotated[MemoryEngine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _limit_address(request: Request, services: Services) -> None:
+    state = await services.limiter.check(client_address(request), "address")
+    if state is not None:
+        request.state.ratelimit = state
+
+
+async def authenticate(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller's key, or 401 (after the per-address limit, so keys cannot be guessed quickly)."""
+    if credentials is None or not credentials.credentials:
+        AUTH_FAILURES.labels("missing").inc()
+        await _limit_address(request, services)
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
+    principal = services.keys.cached(credentials.credentials)
+    if principal is None:
+        try:
+            principal = await asyncio.wait_for(
+                asyncio.to_thread(services.keys.authenticate, credentials.credentials),
+                services.settings.db_timeout,
+            )
+        except TimeoutError:
+            raise ServiceUnavailable("postgres") from None
+    if principal is None:
+        AUTH_FAILURES.labels("invalid").inc()
+        await _limit_address(request, services)
+        raise Unauthorized("Invalid API key")
+    structlog.contextvars.bind_contextvars(tenant=principal.tenant, key_id=principal.key_id)
+    return principal
+
+
+AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def rate_limited(request: Request, services: ServicesDep, principal: AuthenticatedDep) -> Principal:
+    state = await services.limiter.check(principal.key_id, "key", principal.rate_limit_per_minute)
+    if state is not None:
+        request.state.ratelimit = state
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(rate_limited)]
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
+        AUTH_FAILURES.labels("forbidden").inc()
+        raise Forbidden("This operation needs an admin key")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+def require_admin_unlimited(principal: AuthenticatedDep) -> Principal:
+    """Admin without the rate limit: for scrapers of /v1/metrics."""
+    if not principal.is_admin:
+        AUTH_FAILURES.labels("forbidden").inc()
+        raise Forbidden("Metrics need an admin key")
+    return principal
+
+
+ScraperPrincipal = Annotated[Principal, Depends(require_admin_unlimited)]

@@ -1,0 +1,94 @@
+"""The one place that turns failures into the error envelope.
+
+Domain exceptions (memory_service.errors) carry their code and status; validation errors become
+400 INVALID_REQUEST with the field errors in details; unknown routes and methods become 404/405;
+anything unexpected becomes 500 INTERNAL_ERROR with no internals (the log has the traceback,
+keyed by the request id the client also sees).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from memory_service.api.envelope import ErrorBody, ErrorEnvelope
+from memory_service.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "INVALID_REQUEST",
+    429: "RATE_LIMIT_EXCEEDED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details or {}))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def internal_error_response() -> JSONResponse:
+    return error_response(500, "INTERNAL_ERROR", "Internal server error; the request id identifies it in the logs")
+
+
+async def service_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers: dict[str, str] = dict(getattr(exc, "headers", {}) or {})
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if exc.status_code >= 500:
+        log.warning("request failed: %s %s", exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")),
+            "location": str(err.get("loc", ("",))[0]),
+            "message": str(err.get("msg", "")).removeprefix("Value error, "),
+            "type": err.get("type"),
+        }
+        for err in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+    return error_response(400, "INVALID_REQUEST", f"Invalid request: {message}", {"errors": errors})
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_REQUEST")
+    if exc.status_code == 404:
+        message = f"No route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, service_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -1,0 +1,1 @@
+"""Thin routes: parse, call one engine function, wrap in the envelope."""

@@ -1,0 +1,48 @@
+"""Health (no auth, cached) and status (auth: version, uptime, providers, counts)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from memory_service import __version__
+from memory_service.api.deps import CurrentPrincipal, ServicesDep
+from memory_service.api.envelope import Envelope, error_responses, ok
+from memory_service.api.schemas import DependencyState, HealthOut, StatusOut
+from memory_service.services import Services
+
+router = APIRouter(tags=["health"])
+
+
+def _dependencies(services: Services) -> dict[str, DependencyState]:
+    return {
+        name: DependencyState(up=r.up, latency_ms=r.latency_ms, checked_at=r.checked_at, error=r.error)
+        for name, r in services.health.results.items()
+    }
+
+
+@router.get("/health", summary="System health check", response_model=Envelope[HealthOut])
+async def health(services: ServicesDep) -> JSONResponse:
+    """200 while the process serves; `degraded` names the dependency that is down. Never probes inline."""
+    state = "ok" if services.health.healthy else "degraded"
+    body = ok(HealthOut(status=state, version=__version__, dependencies=_dependencies(services)), f"Service {state}")
+    return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/status", summary="Detailed system status", responses=error_responses(401, 429))
+async def status(principal: CurrentPrincipal, services: ServicesDep) -> Envelope[StatusOut]:
+    settings = services.settings
+    return ok(
+        StatusOut(
+            version=__version__,
+            uptime_seconds=round(time.monotonic() - services.started_at, 3),
+            profile=settings.profile,
+            environment=settings.app_env,
+            providers=services.providers,
+            dependencies=_dependencies(services),
+            memory_count=await services.engine.count(principal.tenant),
+            tenant=principal.tenant,
+        )
+    )

@@ -1,0 +1,165 @@
+"""Memory routes: add, search, read, update, delete, list and erase a user's memories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+
+from memory_service.api.deps import CurrentPrincipal, EngineDep, SettingsDep
+from memory_service.api.envelope import Envelope, error_responses, ok
+from memory_service.api.filters import parse_search_filters
+from memory_service.api.schemas import (
+    AddedMemories,
+    AddMemoryRequest,
+    Deleted,
+    Erased,
+    HistoryOut,
+    MemoryHistory,
+    MemoryList,
+    MemoryOut,
+    SearchResults,
+    UpdateMemoryRequest,
+    check_sizes,
+)
+from memory_service.engine.memory_engine import Message
+from memory_service.engine.scope import Scope
+from memory_service.errors import InvalidRequest
+
+router = APIRouter(prefix="/memories", tags=["memories"])
+
+UserIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$")]
+IdQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$")]
+IncludeEmbedding = Annotated[bool, Query(description="Include each memory's embedding vector")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add new memory",
+    responses=error_responses(401, 403, 413, 429),
+)
+async def add_memory(
+    body: AddMemoryRequest, principal: CurrentPrincipal, engine: EngineDep, settings: SettingsDep
+) -> Envelope[AddedMemories]:
+    check_sizes(settings.max_memory_size, [m.content for m in body.messages], body.metadata)
+    if not any(m.role == "user" for m in body.messages):
+        raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
+    scope = Scope(principal.tenant, body.user_id or settings.default_user_id, body.agent_id, body.run_id)
+    result = await engine.add(
+        scope,
+        [Message(m.role, m.content, m.name) for m in body.messages],
+        dict(body.metadata or {}),
+        body.infer,
+    )
+    memories = [MemoryOut.of(r) for r in result.memories]
+    noun = "memory" if len(memories) == 1 else "memories"
+    return ok(
+        AddedMemories(memories=memories, count=len(memories), inference=result.inference),
+        f"{len(memories)} {noun} stored",
+    )
+
+
+@router.get("/search", summary="Search memories", responses=error_responses(401, 429))
+async def search_memories(
+    request: Request,
+    principal: CurrentPrincipal,
+    engine: EngineDep,
+    settings: SettingsDep,
+    query: Annotated[str, Query(min_length=1, max_length=10_000, description="What to look for")],
+    user_id: IdQuery = None,
+    agent_id: IdQuery = None,
+    run_id: IdQuery = None,
+    limit: Annotated[int, Query(ge=1, description="At most SEARCH_LIMIT (default 50)")] = 10,
+    threshold: Annotated[float | None, Query(ge=0, le=1, description="Minimum similarity (0-1)")] = None,
+    filters: Annotated[
+        str | None, Query(description='JSON metadata filters, e.g. {"source": {"in": ["chat", "api"]}}')
+    ] = None,
+    graph_boost: Annotated[bool, Query(description="Boost memories sharing entities with the query")] = False,
+    include_embedding: IncludeEmbedding = False,
+) -> Envelope[SearchResults]:
+    if not query.strip():
+        raise InvalidRequest("query must not be blank", {"field": "query"})
+    if limit > settings.search_limit:
+        raise InvalidRequest(
+            f"limit must be at most {settings.search_limit} (SEARCH_LIMIT)",
+            {"field": "limit", "max": settings.search_limit},
+        )
+    metadata_filters = parse_search_filters(filters, request.query_params)
+    scope = Scope(principal.tenant, user_id or settings.default_user_id, agent_id, run_id)
+    records = await engine.search(
+        scope,
+        query,
+        limit=limit,
+        threshold=threshold,
+        filters=metadata_filters,
+        graph_boost=graph_boost,
+        include_embedding=include_embedding,
+    )
+    memories = [MemoryOut.of(r) for r in records]
+    return ok(SearchResults(memories=memories, count=len(memories), query=query), f"{len(memories)} found")
+
+
+@router.get("/user/{user_id}", summary="Get user memories", responses=error_responses(401, 429))
+async def list_user_memories(
+    user_id: UserIdPath,
+    principal: CurrentPrincipal,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+    agent_id: IdQuery = None,
+    run_id: IdQuery = None,
+) -> Envelope[MemoryList]:
+    page = await engine.list_user(Scope(principal.tenant, user_id, agent_id, run_id), limit=limit, cursor=cursor)
+    return ok(
+        MemoryList(
+            memories=[MemoryOut.of(r) for r in page.items],
+            total=page.total,
+            limit=limit,
+            next_cursor=page.next_cursor,
+        )
+    )
+
+
+@router.delete("/user/{user_id}", summary="Erase all memories of a user", responses=error_responses(401, 429))
+async def erase_user_memories(user_id: UserIdPath, principal: CurrentPrincipal, engine: EngineDep) -> Envelope[Erased]:
+    count = await engine.erase_user(Scope(principal.tenant, user_id))
+    return ok(Erased(user_id=user_id, deleted_count=count), f"{count} memories erased")
+
+
+@router.get("/{memory_id}", summary="Get specific memory", responses=error_responses(401, 404, 429))
+async def get_memory(
+    memory_id: str,
+    principal: CurrentPrincipal,
+    engine: EngineDep,
+    include_embedding: IncludeEmbedding = False,
+) -> Envelope[MemoryOut]:
+    record = await engine.get(principal.tenant, memory_id, include_embedding=include_embedding)
+    return ok(MemoryOut.of(record))
+
+
+@router.put("/{memory_id}", summary="Update memory", responses=error_responses(401, 404, 413, 429))
+async def update_memory(
+    memory_id: str,
+    body: UpdateMemoryRequest,
+    principal: CurrentPrincipal,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> Envelope[MemoryOut]:
+    if body.content is None and body.metadata is None:
+        raise InvalidRequest("give content, metadata or both", {"fields": ["content", "metadata"]})
+    check_sizes(settings.max_memory_size, [body.content] if body.content else [], body.metadata)
+    record = await engine.update(principal.tenant, memory_id, body.content, body.metadata)
+    return ok(MemoryOut.of(record), "Memory updated")
+
+
+@router.delete("/{memory_id}", summary="Delete memory", responses=error_responses(401, 404, 429))
+async def delete_memory(memory_id: str, principal: CurrentPrincipal, engine: EngineDep) -> Envelope[Deleted]:
+    await engine.delete(principal.tenant, memory_id)
+    return ok(Deleted(id=memory_id), "Memory deleted")
+
+
+@router.get("/{memory_id}/history", summary="History of a memory", responses=error_responses(401, 404, 429))
+async def memory_history(memory_id: str, principal: CurrentPrincipal, engine: EngineDep) -> Envelope[MemoryHistory]:
+    entries = await engine.history(principal.tenant, memory_id)
+    return ok(MemoryHistory(memory_id=memory_id, history=[HistoryOut.of(e) for e in entries]))

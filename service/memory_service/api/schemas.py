@@ -1,0 +1,295 @@
+"""Request and response bodies (the `data` of the envelope), with the validation the API promises.
+
+Size limits that must answer 413 (content over MAX_MEMORY_SIZE) are checked in `check_sizes`
+rather than by pydantic, whose failures are 400s.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+
+from memory_service.engine.models import RESERVED_METADATA_KEYS, HistoryEntry, MemoryRecord, UserStats
+from memory_service.engine.scope import validate_user_id
+from memory_service.errors import InvalidRequest, PayloadTooLarge
+
+MAX_METADATA_BYTES = 64 * 1024
+MAX_MESSAGES = 100
+
+
+def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    for key in value:
+        if not key or len(key) > 64:
+            raise ValueError("metadata keys must be 1-64 characters")
+        if key in RESERVED_METADATA_KEYS:
+            raise ValueError(f"metadata key '{key}' is reserved")
+    entities = value.get("entities")
+    if entities is not None and (
+        not isinstance(entities, list) or not all(isinstance(e, str) and 0 < len(e) <= 200 for e in entities)
+    ):
+        raise ValueError("metadata.entities must be a list of names (strings of 1-200 characters)")
+    return value
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant", "system"]
+    content: str = Field(min_length=1)
+    name: str | None = Field(None, max_length=128)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("content must not be blank")
+        return value
+
+
+class AddMemoryRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "messages": [{"role": "user", "content": "I love building AI applications with FastAPI"}],
+                    "user_id": "test_user_123",
+                    "metadata": {"source": "external_test"},
+                }
+            ]
+        },
+    )
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    infer: bool | None = Field(
+        None, description="Extract facts with the LLM (default: true when Ollama is configured, else false)"
+    )
+
+    @field_validator("user_id", "agent_id", "run_id")
+    @classmethod
+    def _ids(cls, value: str | None) -> str | None:
+        return None if value is None else validate_user_id(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+
+class UpdateMemoryRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"content": "Loves FastAPI and Litestar"}]}
+    )
+    content: str | None = Field(None, min_length=1)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+
+def check_sizes(max_memory_size: int, contents: list[str], metadata: dict[str, Any] | None) -> None:
+    """413 for content over MAX_MEMORY_SIZE bytes (UTF-8) or oversized metadata."""
+    for content in contents:
+        size = len(content.encode())
+        if size > max_memory_size:
+            raise PayloadTooLarge(
+                f"Memory content is {size} bytes; the limit is {max_memory_size} (MAX_MEMORY_SIZE)",
+                {"size": size, "limit": max_memory_size},
+            )
+    if metadata is not None:
+        try:
+            size = len(json.dumps(metadata).encode())
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest("metadata must be JSON") from exc
+        if size > MAX_METADATA_BYTES:
+            raise PayloadTooLarge(
+                f"metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}",
+                {"size": size, "limit": MAX_METADATA_BYTES},
+            )
+
+
+class RelationshipOut(BaseModel):
+    type: str = Field(examples=["mentions"])
+    entity: str = Field(examples=["AI applications"])
+    confidence: float = Field(examples=[0.95])
+
+
+class MemoryOut(BaseModel):
+    """The seed's memory object, plus timestamps; `score` on search, `embedding` on request."""
+
+    id: str
+    content: str
+    user_id: str
+    agent_id: str | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] = Field(
+        examples=[{"source": "chat", "timestamp": "2025-07-30T20:15:00Z", "entities": ["AI", "local models"]}]
+    )
+    relationships: list[RelationshipOut]
+    created_at: str | None
+    updated_at: str | None
+    score: float | None = None
+    embedding: list[float] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for optional in ("score", "embedding"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
+        return data
+
+    @classmethod
+    def of(cls, record: MemoryRecord) -> MemoryOut:
+        return cls(
+            id=record.id,
+            content=record.content,
+            user_id=record.user_id,
+            agent_id=record.agent_id,
+            run_id=record.run_id,
+            metadata=record.metadata,
+            relationships=[RelationshipOut(**r) for r in record.relationships],
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            score=record.score,
+            embedding=record.embedding,
+        )
+
+
+class AddedMemories(BaseModel):
+    memories: list[MemoryOut]
+    count: int
+    inference: Literal["none", "extracted", "fallback"] = Field(
+        description="none: stored as given; extracted: facts from the LLM; fallback: LLM gave nothing, stored as given"
+    )
+
+
+class SearchResults(BaseModel):
+    memories: list[MemoryOut]
+    count: int
+    query: str
+
+
+class MemoryList(BaseModel):
+    memories: list[MemoryOut]
+    total: int
+    limit: int
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool = True
+
+
+class Erased(BaseModel):
+    user_id: str
+    deleted_count: int
+
+
+class HistoryOut(BaseModel):
+    id: str
+    memory_id: str
+    event: str
+    old_content: str | None
+    new_content: str | None
+    created_at: str | None
+    updated_at: str | None
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryOut:
+        return cls(
+            id=entry.id,
+            memory_id=entry.memory_id,
+            event=entry.event,
+            old_content=entry.old_content,
+            new_content=entry.new_content,
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+        )
+
+
+class MemoryHistory(BaseModel):
+    memory_id: str
+    history: list[HistoryOut]
+
+
+class UserStatsOut(BaseModel):
+    user_id: str
+    memory_count: int
+    first_write: str | None
+    last_write: str | None
+    sources: dict[str, int]
+    entity_count: int
+
+    @classmethod
+    def of(cls, stats: UserStats) -> UserStatsOut:
+        return cls(
+            user_id=stats.user_id,
+            memory_count=stats.memory_count,
+            first_write=stats.first_write,
+            last_write=stats.last_write,
+            sources=stats.sources,
+            entity_count=stats.entity_count,
+        )
+
+
+class DependencyState(BaseModel):
+    up: bool
+    latency_ms: float | None = None
+    checked_at: str | None = None
+    error: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    dependencies: dict[str, DependencyState]
+
+
+class StatusOut(BaseModel):
+    version: str
+    uptime_seconds: float
+    profile: str
+    environment: str
+    providers: dict[str, str]
+    dependencies: dict[str, DependencyState]
+    memory_count: int
+    tenant: str
+
+
+class CreateKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str
+    role: Literal["user", "admin"] = "user"
+    name: str | None = Field(None, max_length=200)
+    rate_limit: int | None = Field(None, ge=1, description="Requests per minute for this key")
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str
+    tenant: str
+    role: str
+    name: str | None
+    rate_limit_per_minute: int | None
+    well_known: bool
+    created_at: str
+    revoked_at: str | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="Shown once; only its hash is stored")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+    count: int

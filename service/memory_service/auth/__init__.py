@@ -1,0 +1,1 @@
+"""API keys: hashing, the key store, well-known development keys, roles."""

@@ -1,0 +1,218 @@
+"""`memory-service`: serve the API, manage API keys.
+
+`serve` runs uvicorn in-process for one worker, gunicorn with uvicorn workers for more. With
+several workers the gunicorn master owns the embedded Postgres (workers connect to it) and the
+Prometheus multiprocess directory, and the process-local `memory://` rate-limit storage is
+refused: each worker would count alone and every limit would silently multiply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Mem0 memory service", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once, at creation)", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _prepare_multiprocess_dir(data_dir: Path) -> Path:
+    path = (data_dir / "prometheus-multiproc").resolve()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default API_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default GUNICORN_WORKERS or 1)")] = None,
+) -> None:
+    """Serve the API: uvicorn for one worker, gunicorn + uvicorn workers for several."""
+    from memory_service.errors import StartupError
+    from memory_service.ratelimit import is_process_local
+    from memory_service.settings import Settings
+
+    try:
+        settings = Settings()
+    except Exception as exc:
+        raise _fail(f"invalid configuration: {exc}") from exc
+    host = host or settings.api_host
+    port = port or settings.api_port
+    workers = workers or int(os.environ.get("GUNICORN_WORKERS", "1"))
+    if workers > 1 and is_process_local(settings.rate_limit_storage_uri):
+        raise _fail(
+            f"--workers {workers} with RATE_LIMIT_STORAGE_URI={settings.rate_limit_storage_uri} would give every "
+            "worker its own counters and multiply each rate limit by the number of workers. Use Redis "
+            "(RATE_LIMIT_STORAGE_URI=redis://host:6379/0) or a single worker."
+        )
+    try:
+        if workers == 1:
+            _serve_uvicorn(host, port, settings)
+        else:
+            _serve_gunicorn(host, port, workers, settings)
+    except StartupError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _serve_uvicorn(host: str, port: int, settings: object) -> None:
+    import uvicorn
+
+    from memory_service.gunicorn_conf import env_graceful_timeout, env_keepalive
+    from memory_service.main import create_app
+
+    uvicorn.run(
+        create_app(),  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        timeout_keep_alive=env_keepalive(),
+        timeout_graceful_shutdown=env_graceful_timeout(),
+    )
+
+
+def _serve_gunicorn(host: str, port: int, workers: int, settings: object) -> None:
+    from memory_service.engine.database import EMBEDDED_URI_ENV, EmbeddedPostgres
+    from memory_service.settings import Settings
+
+    assert isinstance(settings, Settings)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prepare_multiprocess_dir(settings.data_dir))
+    embedded: EmbeddedPostgres | None = None
+    if settings.embedded_database and EMBEDDED_URI_ENV not in os.environ:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        os.environ[EMBEDDED_URI_ENV] = embedded.start()
+    try:
+        from memory_service.gunicorn_app import GunicornApp
+
+        GunicornApp(f"{host}:{port}", workers).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _key_store():  # noqa: ANN202 - returns (Database, KeyStore)
+    from memory_service.auth.store import KeyStore
+    from memory_service.engine.database import Database
+    from memory_service.engine.embedder import MINILM_DIMS
+    from memory_service.engine.schema import ensure_schema
+    from memory_service.settings import Settings
+
+    settings = Settings()
+    db = Database(settings)
+    db.open()
+    with db.connection() as conn:
+        from memory_service.engine.schema import stored_dimension
+
+        dims = stored_dimension(conn, settings.collection_name) or settings.embedding_dims or MINILM_DIMS
+        ensure_schema(conn, settings.collection_name, dims, settings.embedder)
+    return db, KeyStore(db, settings)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key belongs to")],
+    role: Annotated[str, typer.Option(help="user or admin")] = "user",
+    name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
+    rate_limit: Annotated[int | None, typer.Option(min=1, help="Requests per minute for this key")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a key and print it once."""
+    from memory_service.auth.keys import Role
+    from memory_service.errors import ServiceError
+
+    if role not in ("user", "admin"):
+        raise _fail("--role must be user or admin")
+    db, store = _key_store()
+    try:
+        key, info = store.create(tenant, Role(role), name, rate_limit)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        db.close()
+    if as_json:
+        print(json.dumps({"key": key, **info.public()}))
+    else:
+        console.print(f"Created {info.role} key {info.id} for tenant [bold]{info.tenant}[/] (shown only once):")
+        print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant")] = None,
+    include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List keys (never the keys themselves: only their prefixes)."""
+    db, store = _key_store()
+    try:
+        infos = store.list_keys(tenant, include_revoked)
+    finally:
+        db.close()
+    if as_json:
+        print(json.dumps([i.public() for i in infos]))
+        return
+    table = Table("id", "prefix", "tenant", "role", "name", "rate/min", "created", "revoked")
+    for i in infos:
+        table.add_row(
+            i.id,
+            i.prefix + "…",
+            i.tenant,
+            i.role.value,
+            i.name or "",
+            str(i.rate_limit_per_minute or ""),
+            i.created_at.strftime("%Y-%m-%d %H:%M"),
+            i.revoked_at.strftime("%Y-%m-%d %H:%M") if i.revoked_at else "",
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str | None, typer.Argument(help="Id of the key to revoke")] = None,
+    well_known: Annotated[bool, typer.Option("--well-known", help="Revoke the seed's development keys")] = False,
+) -> None:
+    """Revoke a key by id, or the well-known development keys."""
+    from memory_service.errors import ServiceError
+
+    if (key_id is None) == (not well_known):
+        raise _fail("give a key id or --well-known")
+    db, store = _key_store()
+    try:
+        if well_known:
+            console.print(f"Revoked {store.revoke_well_known()} well-known key(s)")
+        else:
+            assert key_id is not None
+            info = store.revoke(key_id)
+            console.print(f"Revoked key {info.id} ({info.prefix}…, tenant {info.tenant})")
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        db.close()
+
+
+def main() -> None:
+    app(prog_name="memory-service")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

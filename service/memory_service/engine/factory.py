@@ -1,0 +1,83 @@
+"""Assemble the engine from settings: embedder, schema, mem0 with our store and history.
+
+mem0 is built with a dummy embedder config (its factory is closed to new providers) and a
+borrowed pool, then given the service's embedder, pgvector store and Postgres history. The LLM is
+mem0's Ollama provider when OLLAMA_BASE_URL is set; without it no LLM is ever called.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mem0 import Memory
+from mem0.configs.base import MemoryConfig
+
+from memory_service.engine.database import Database
+from memory_service.engine.embedder import OnnxMiniLMEmbedder, TimedEmbedder
+from memory_service.engine.history import PostgresHistory
+from memory_service.engine.memory_engine import ChangeListener, MemoryEngine
+from memory_service.engine.memory_table import MemoryTable
+from memory_service.engine.schema import ensure_schema
+from memory_service.engine.vector_store import BORROWED_POOL, ServicePGVector
+from memory_service.errors import StartupError
+from memory_service.graph.extractor import make_extractor
+from memory_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_embedder(settings: Settings) -> TimedEmbedder:
+    """The configured embedder, checked: pinned files, and the dimension it really produces."""
+    if settings.embedder == "ollama":
+        from memory_service.inference.ollama import build_ollama_embedder
+
+        return build_ollama_embedder(settings)
+    inner = OnnxMiniLMEmbedder(threads=settings.embedder_threads)
+    if settings.embedding_dims is not None and settings.embedding_dims != inner.dims:
+        raise StartupError(
+            f"EMBEDDING_DIMS={settings.embedding_dims}, but the embedded model all-MiniLM-L6-v2 produces "
+            f"{inner.dims}-dimensional vectors; unset EMBEDDING_DIMS or set it to {inner.dims}"
+        )
+    return TimedEmbedder(inner, inner.provider, inner.dims)
+
+
+def _llm_config(settings: Settings) -> dict[str, object]:
+    if settings.ollama_base_url:
+        from memory_service.inference.ollama import llm_config
+
+        return llm_config(settings)
+    # Never called: without Ollama every add stores messages as given. mem0 still builds an LLM
+    # object at construction, and its Ollama client does not connect until used.
+    return {"provider": "ollama", "config": {"model": "none", "ollama_base_url": "http://127.0.0.1:9"}}
+
+
+def build_engine(settings: Settings, db: Database, listener: ChangeListener | None = None) -> MemoryEngine:
+    embedder = build_embedder(settings)
+    with db.connection() as conn:
+        ensure_schema(conn, settings.collection_name, embedder.dims, embedder.provider)
+    config = MemoryConfig(
+        vector_store={
+            "provider": "pgvector",
+            "config": {
+                "connection_pool": BORROWED_POOL,
+                "collection_name": settings.collection_name,
+                "embedding_model_dims": embedder.dims,
+            },
+        },
+        llm=_llm_config(settings),
+        embedder={"provider": "openai", "config": {"api_key": "unused", "embedding_dims": embedder.dims}},
+        history_db_path=":memory:",
+    )
+    memory = Memory(config)
+    memory.db.close()
+    memory.db = PostgresHistory(db)
+    memory.embedding_model = embedder
+    memory.vector_store = ServicePGVector(db, settings.collection_name, embedder.dims)
+    engine = MemoryEngine(
+        settings, db, memory, MemoryTable(db, settings.collection_name), make_extractor(), listener=listener
+    )
+    try:
+        engine.warm_up()
+    except Exception as exc:
+        raise StartupError(f"the memory engine failed its warm-up call: {exc}") from exc
+    return engine

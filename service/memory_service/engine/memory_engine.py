@@ -1,0 +1,386 @@
+"""The memory engine: mem0 behind a tenant-scoped, async, time-bounded interface.
+
+mem0's API is synchronous and blocks on the database, the embedder and (with inference) the LLM,
+so every call runs on a bounded thread pool and is awaited with a deadline: a hung backend costs
+the client a 503 after the deadline, not a stuck event loop. Scoping is by the tenant-qualified
+user id (engine/scope.py); reads by id check the owner and answer 404 for anyone else's memory,
+so ids reveal nothing across tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+from mem0 import Memory
+from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStoreError
+from mem0.exceptions import MemoryError as Mem0Error
+from opentelemetry import trace
+
+from memory_service.engine.database import Database
+from memory_service.engine.history import current_user_key
+from memory_service.engine.memory_table import MemoryTable
+from memory_service.engine.models import HistoryEntry, MemoryPage, MemoryRecord, UserStats
+from memory_service.engine.scope import Scope, split_user_key
+from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
+from memory_service.graph.extractor import Extractor, merge_entities, payload_fields
+from memory_service.observability.metrics import INFERENCE_FALLBACKS, OPERATIONS
+from memory_service.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_tracer = trace.get_tracer(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class AddResult:
+    memories: list[MemoryRecord]
+    inference: str  # "none" (stored as given), "extracted", or "fallback"
+
+
+class ChangeListener(Protocol):
+    """Told about every committed change, so projections (the Neo4j graph) can follow."""
+
+    def memories_changed(self, user_key: str, memory_ids: Iterable[str], *, deleted: bool = False) -> None: ...
+
+    def user_erased(self, user_key: str) -> None: ...
+
+
+class _NoListener:
+    def memories_changed(self, user_key: str, memory_ids: Iterable[str], *, deleted: bool = False) -> None:
+        return None
+
+    def user_erased(self, user_key: str) -> None:
+        return None
+
+
+def parse_memory_id(memory_id: str) -> str:
+    """mem0 ids are UUIDs; anything else is simply not found (mem0 would raise a psycopg error)."""
+    try:
+        return str(uuid.UUID(memory_id))
+    except (ValueError, AttributeError, TypeError):
+        raise MemoryNotFound(memory_id) from None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class MemoryEngine:
+    """Tenant-scoped memory operations over mem0 and the memory table."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        memory: Memory,
+        table: MemoryTable,
+        extractor: Extractor,
+        *,
+        listener: ChangeListener | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.memory = memory
+        self.table = table
+        self.extractor = extractor
+        self.listener: ChangeListener = listener or _NoListener()
+        self.inference = settings.inference_enabled
+        self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
+        self._executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="mem0")
+        self._timeout = settings.request_timeout
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    async def _run(
+        self, fn: Callable[..., T], *args: Any, user_key: str | None = None, dependency: str = "postgres"
+    ) -> T:
+        """Run a blocking call off the event loop, in the caller's context, with a deadline."""
+
+        def scoped() -> T:
+            token = current_user_key.set(user_key)
+            try:
+                return fn(*args)
+            finally:
+                current_user_key.reset(token)
+
+        context = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(context.run, scoped))
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            raise ServiceUnavailable(dependency, f"{dependency} did not answer within {self._timeout:.0f}s") from None
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailable("postgres") from exc
+        except LLMError as exc:
+            raise ServiceUnavailable("ollama") from exc
+        except EmbeddingError as exc:
+            raise ServiceUnavailable(self.embedder_dependency) from exc
+        except (VectorStoreError, DatabaseError) as exc:
+            raise ServiceUnavailable("postgres") from exc
+        except Mem0Error as exc:
+            raise InvalidRequest(exc.message, {"mem0_code": exc.error_code}) from exc
+        except ValueError as exc:  # mem0 validates its arguments with ValueError
+            raise InvalidRequest(str(exc)) from exc
+
+    @asynccontextmanager
+    async def _operation(self, name: str) -> AsyncIterator[None]:
+        """Count the operation's outcome and trace it."""
+        outcome = "success"
+        with _tracer.start_as_current_span(f"memory.{name}"):
+            try:
+                yield
+            except MemoryNotFound:
+                outcome = "not_found"
+                raise
+            except ServiceUnavailable:
+                outcome = "unavailable"
+                raise
+            except ServiceError as exc:
+                outcome = "invalid" if exc.status_code < 500 else "error"
+                raise
+            except Exception:
+                outcome = "error"
+                raise
+            finally:
+                OPERATIONS.labels(name, outcome).inc()
+
+    async def _owned(self, tenant: str, memory_id: str, *, with_vector: bool = False) -> MemoryRecord:
+        memory_id = parse_memory_id(memory_id)
+        records = await self._run(lambda: self.table.fetch([memory_id], with_vectors=with_vector))
+        record = records.get(memory_id)
+        if record is None or record.tenant != tenant:
+            raise MemoryNotFound(memory_id)
+        return record
+
+    def _entity_fields(self, content: str, given: Iterable[str] = ()) -> dict[str, Any]:
+        return payload_fields(merge_entities(self.extractor.extract(content), given))
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def add(
+        self, scope: Scope, messages: list[Message], metadata: dict[str, Any], infer: bool | None
+    ) -> AddResult:
+        async with self._operation("add"):
+            infer = self.inference if infer is None else (infer and self.inference)
+            given_entities = list(metadata.pop("entities", []) or [])
+            base = {
+                **metadata,
+                "source": metadata.get("source", "api"),
+                "timestamp": metadata.get("timestamp") or _now(),
+                "tenant_id": scope.tenant,
+            }
+            if infer:
+                return await self._add_inferred(scope, messages, base, given_entities)
+            ids = await self._run(self._add_as_given, scope, messages, base, given_entities, user_key=scope.user_key)
+            records = await self._run(lambda: self.table.fetch(ids))
+            self.listener.memories_changed(scope.user_key, ids)
+            return AddResult([records[i] for i in ids if i in records], "none")
+
+    def _add_as_given(self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]) -> list[str]:
+        ids: list[str] = []
+        for message in messages:
+            if message.role != "user":
+                continue
+            metadata = {**base, **self._entity_fields(message.content, given)}
+            entry: dict[str, str] = {"role": "user", "content": message.content}
+            if message.name:
+                entry["name"] = message.name
+            result = self.memory.add(
+                [entry],
+                user_id=scope.user_key,
+                agent_id=scope.agent_id,
+                run_id=scope.run_id,
+                metadata=metadata,
+                infer=False,
+            )
+            ids.extend(str(r["id"]) for r in result.get("results", []))
+        return ids
+
+    async def _add_inferred(
+        self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
+    ) -> AddResult:
+        """mem0 extracts facts with the LLM; when it yields nothing usable, keep the messages as given."""
+        entries = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages]
+
+        def extract() -> list[str]:
+            result = self.memory.add(
+                entries,
+                user_id=scope.user_key,
+                agent_id=scope.agent_id,
+                run_id=scope.run_id,
+                metadata=base,
+                infer=True,
+            )
+            ids = [str(r["id"]) for r in result.get("results", []) if r.get("event") == "ADD"]
+            for memory_id, record in self.table.fetch(ids).items():
+                self.table.annotate(memory_id, self._entity_fields(record.content, given))
+            return ids
+
+        ids = await self._run(extract, user_key=scope.user_key, dependency="ollama")
+        mode = "extracted"
+        if not ids and any(m.role == "user" for m in messages):
+            INFERENCE_FALLBACKS.labels("no_facts").inc()
+            log.warning("inference produced no memories; storing the user messages as given")
+            fallback = {**base, "inference": "fallback"}
+            ids = await self._run(self._add_as_given, scope, messages, fallback, given, user_key=scope.user_key)
+            mode = "fallback"
+        records = await self._run(lambda: self.table.fetch(ids))
+        self.listener.memories_changed(scope.user_key, ids)
+        return AddResult([records[i] for i in ids if i in records], mode)
+
+    async def search(
+        self,
+        scope: Scope,
+        query: str,
+        *,
+        limit: int,
+        threshold: float | None,
+        filters: dict[str, Any],
+        graph_boost: bool = False,
+        include_embedding: bool = False,
+    ) -> list[MemoryRecord]:
+        async with self._operation("search"):
+            mem0_filters: dict[str, Any] = {**filters, "user_id": scope.user_key}
+            if scope.agent_id is not None:
+                mem0_filters["agent_id"] = scope.agent_id
+            if scope.run_id is not None:
+                mem0_filters["run_id"] = scope.run_id
+            fetch = min(limit * 3, self.settings.search_limit * 3) if graph_boost else limit
+
+            def run() -> list[MemoryRecord]:
+                found = self.memory.search(
+                    query,
+                    top_k=fetch,
+                    filters=mem0_filters,
+                    threshold=threshold if threshold is not None else 0.0,
+                )
+                records = [self._record_from_result(r) for r in found.get("results", [])]
+                if graph_boost:
+                    records = self._boost(query, records)
+                records = records[:limit]
+                if include_embedding and records:
+                    vectors = self.table.fetch([r.id for r in records], with_vectors=True)
+                    for record in records:
+                        record.embedding = vectors[record.id].embedding if record.id in vectors else None
+                return records
+
+            return await self._run(run, user_key=scope.user_key)
+
+    def _boost(self, query: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """Raise memories that mention an entity of the query, by the mention's confidence."""
+        query_keys = {e.key for e in self.extractor.extract(query)}
+        if not query_keys:
+            return records
+        weight = self.settings.graph_boost_weight
+        for record in records:
+            shared = [
+                float(rel.get("confidence", 0.0))
+                for rel in record.relationships
+                if str(rel.get("entity", "")).lower() in query_keys
+            ]
+            if shared:
+                record.score = min(1.0, (record.score or 0.0) + weight * max(shared))
+        return sorted(records, key=lambda r: r.score or 0.0, reverse=True)
+
+    @staticmethod
+    def _record_from_result(result: dict[str, Any]) -> MemoryRecord:
+        payload = {k: v for k, v in result.items() if k not in {"id", "memory", "score", "metadata", "hash"}}
+        payload.update(result.get("metadata") or {})
+        payload["data"] = result.get("memory", "")
+        return MemoryRecord.from_payload(str(result["id"]), payload, score=result.get("score"))
+
+    async def get(self, tenant: str, memory_id: str, *, include_embedding: bool = False) -> MemoryRecord:
+        async with self._operation("get"):
+            return await self._owned(tenant, memory_id, with_vector=include_embedding)
+
+    async def update(
+        self, tenant: str, memory_id: str, content: str | None, metadata: dict[str, Any] | None
+    ) -> MemoryRecord:
+        async with self._operation("update"):
+            current = await self._owned(tenant, memory_id)
+            changes = dict(metadata or {})
+            given = changes.pop("entities", None)
+            if content is not None or given is not None:
+                text = content if content is not None else current.content
+                changes.update(self._entity_fields(text, given or []))
+            await self._run(
+                lambda: self.memory.update(current.id, text=content, metadata=changes or None),
+                user_key=f"{tenant}/{current.user_id}",
+            )
+            self.listener.memories_changed(f"{tenant}/{current.user_id}", [current.id])
+            return await self._owned(tenant, current.id)
+
+    async def delete(self, tenant: str, memory_id: str) -> None:
+        async with self._operation("delete"):
+            current = await self._owned(tenant, memory_id)
+            user_key = f"{tenant}/{current.user_id}"
+            await self._run(lambda: self.memory.delete(current.id), user_key=user_key)
+            self.listener.memories_changed(user_key, [current.id], deleted=True)
+
+    async def history(self, tenant: str, memory_id: str) -> list[HistoryEntry]:
+        async with self._operation("history"):
+            memory_id = parse_memory_id(memory_id)
+            rows = await self._run(lambda: self.memory.db.get_history(memory_id))
+            owned = [r for r in rows if r.get("user_key") and split_user_key(r["user_key"])[0] == tenant]
+            if not owned:
+                raise MemoryNotFound(memory_id)
+            return [
+                HistoryEntry(
+                    id=str(r["id"]),
+                    memory_id=memory_id,
+                    event=r["event"],
+                    old_content=r["old_memory"],
+                    new_content=r["new_memory"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                    recorded_at=None,
+                )
+                for r in owned
+            ]
+
+    async def list_user(self, scope: Scope, *, limit: int, cursor: str | None) -> MemoryPage:
+        async with self._operation("list"):
+            return await self._run(
+                lambda: self.table.page(
+                    scope.user_key, limit=limit, cursor=cursor, agent_id=scope.agent_id, run_id=scope.run_id
+                )
+            )
+
+    async def erase_user(self, scope: Scope) -> int:
+        async with self._operation("erase"):
+            ids = await self._run(lambda: self.table.erase_user(scope.user_key))
+            self.listener.user_erased(scope.user_key)
+            return len(ids)
+
+    async def stats(self, scope: Scope) -> UserStats:
+        async with self._operation("stats"):
+            return await self._run(lambda: self.table.stats(scope.user_key))
+
+    async def count(self, tenant: str | None = None) -> int:
+        return await self._run(lambda: self.table.count(tenant))
+
+    def warm_up(self) -> None:
+        """First calls create mem0's lazy state; do them once, before traffic, not racing in requests."""
+        self.memory.embedding_model.embed("warm up", "search")
+        self.memory.search("warm up", top_k=1, filters={"user_id": "__warmup__/none"}, threshold=0.0)

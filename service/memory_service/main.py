@@ -1,0 +1,82 @@
+"""The application: routes under /v1 (health, status and metrics also at the root, as the seed
+calls them), the error mapping, the request middleware, and a lifespan that opens every backend
+before the first request and closes them after the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from memory_service import __version__
+from memory_service.api import errors
+from memory_service.api.middleware import RequestContextMiddleware
+from memory_service.api.routes import admin, health, memories, metrics, users
+from memory_service.observability.logging import configure_logging
+from memory_service.observability.tracing import configure_tracing
+from memory_service.services import Services
+from memory_service.settings import Settings, get_settings
+
+DESCRIPTION = """
+Long-term memory for AI agents: store memories from chat messages, then search, read, update and
+delete them per user. Every response uses the envelope `{success, data, message, timestamp}` or
+`{success: false, error: {code, message, details}, timestamp}`. Authenticate with
+`Authorization: Bearer <key>`; each key belongs to a tenant and sees only that tenant's memories.
+Rate limits: 100 requests per minute and 20 per 10 seconds per key, reported in `X-RateLimit-*`
+headers (the window closest to running out).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.open(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="Mem0 Memory System",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    errors.install(app)
+
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(memories.router)
+    v1.include_router(users.router)
+    v1.include_router(admin.router)
+    v1.include_router(health.router)
+    v1.include_router(metrics.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+        )
+    # Outermost, so ids, metrics and the 500 envelope cover everything inside.
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=4 * settings.max_memory_size + 1_000_000)
+    configure_tracing(settings, app)
+    return app

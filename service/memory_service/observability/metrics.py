@@ -1,0 +1,102 @@
+"""Prometheus metric families (names and labels are a contract: docs/architecture.md).
+
+Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR (set by `serve` before
+this module is imported) and a scrape sums them across workers; gauges say how they combine.
+Label values are bounded: route templates, operations, outcomes, never ids, paths or keys.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+HTTP_REQUESTS = Counter("memory_http_requests_total", "HTTP requests by route template", ["route", "method", "status"])
+HTTP_DURATION = Histogram(
+    "memory_http_request_duration_seconds",
+    "HTTP request duration by route template",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_PROGRESS = Gauge("memory_http_requests_in_progress", "HTTP requests being served", multiprocess_mode="livesum")
+OPERATIONS = Counter("memory_operations_total", "Memory operations by outcome", ["operation", "outcome"])
+EMBEDDING_DURATION = Histogram(
+    "memory_embedding_duration_seconds", "Time to embed one text", ["provider"], buckets=LATENCY_BUCKETS
+)
+VECTOR_DURATION = Histogram(
+    "memory_vector_query_duration_seconds",
+    "Time of one vector-store call",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+RATELIMIT_DECISIONS = Counter("memory_ratelimit_decisions_total", "Rate-limit decisions", ["decision", "scope"])
+AUTH_FAILURES = Counter("memory_auth_failures_total", "Authentication and authorisation failures", ["reason"])
+DEPENDENCY_UP = Gauge(
+    "memory_dependency_up",
+    "1 when the backend answered its last health probe",
+    ["dependency"],
+    multiprocess_mode="livemin",
+)
+STORED_MEMORIES = Gauge("memory_stored_memories", "Memories stored, all tenants", multiprocess_mode="livemax")
+INFERENCE_FALLBACKS = Counter(
+    "memory_inference_fallbacks_total", "Messages stored as given because inference gave nothing", ["reason"]
+)
+GRAPH_OUTBOX_PENDING = Gauge(
+    "memory_graph_outbox_pending", "Graph changes waiting for Neo4j", multiprocess_mode="livemax"
+)
+GRAPH_PROJECTIONS = Counter("memory_graph_projections_total", "Graph outbox projections", ["outcome"])
+JOBS = Counter("memory_jobs_total", "Asynchronous add jobs by final state", ["state"])
+BUILD_INFO = Gauge(
+    "memory_build_info",
+    "Version and profile of the running service",
+    ["version", "profile"],
+    multiprocess_mode="liveall",
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition for a scrape: this process, or all workers summed in multiprocess mode."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Called by gunicorn when a worker exits, so its live gauges stop counting."""
+    if multiprocess_dir():
+        _multiprocess.mark_process_dead(pid)

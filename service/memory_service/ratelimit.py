@@ -1,0 +1,169 @@
+"""Rate limits with the `limits` library: two moving windows per API key, one per client address.
+
+The moving window is the strategy because the seed's numbers must hold exactly: it stores one
+timestamp per admitted request and admits the next only if fewer than N lie in the last window,
+atomically (a Lua script on Redis), so 60 concurrent requests on one key admit exactly 20 however
+many workers or hosts share the Redis. A sliding-window counter would be cheaper but approximate,
+and a fixed window admits up to twice the limit across a boundary.
+
+Two windows per key: the burst (RATE_LIMIT_BURST per RATE_LIMIT_BURST_SECONDS) is hit first, then
+the minute (RATE_LIMIT_PER_MINUTE, or the key's own limit). The burst goes first so a refused
+burst never consumes the minute's budget; the reverse (a minute refusal after the burst admitted)
+costs the burst one slot of a request that was refused anyway.
+
+The X-RateLimit-* headers describe the window closest to running out (fewest remaining; the
+sooner reset on a tie): Limit is its size, Remaining what it still admits, Reset the Unix time in
+whole seconds at which its oldest request leaves it, i.e. when it frees a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.aio.storage import Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+
+from memory_service.errors import RateLimitExceeded, ServiceUnavailable, StartupError
+from memory_service.observability.metrics import RATELIMIT_DECISIONS
+from memory_service.settings import Settings
+
+log = logging.getLogger(__name__)
+Scope = Literal["key", "address"]
+_STORAGE_ERRORS = (StorageError, ConnectionError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    name: str
+    limit: int
+    remaining: int
+    reset: int
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """What the headers say: the tightest window after this request."""
+
+    window: WindowState
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.window.limit),
+            "X-RateLimit-Remaining": str(max(0, self.window.remaining)),
+            "X-RateLimit-Reset": str(self.window.reset),
+        }
+
+
+def async_storage_uri(uri: str) -> str:
+    return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+def is_process_local(uri: str) -> bool:
+    return async_storage_uri(uri).startswith("async+memory")
+
+
+def _storage(settings: Settings) -> Storage:
+    uri = async_storage_uri(settings.rate_limit_storage_uri)
+    if is_process_local(uri):
+        return storage_from_string(uri)
+    if uri.startswith(("async+redis", "async+rediss")):
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # Fail fast: the limiter sits in front of every request, so a Redis outage must cost
+        # milliseconds per request (then fail open or closed), not redis-py's retries.
+        return storage_from_string(
+            uri,
+            implementation="redispy",
+            wrap_exceptions=True,
+            socket_timeout=settings.rate_limit_timeout,
+            socket_connect_timeout=settings.rate_limit_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+    raise StartupError(f"RATE_LIMIT_STORAGE_URI must be memory:// or redis://…, not {uri!r}")
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage = _storage(settings)
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.burst = RateLimitItemPerSecond(settings.rate_limit_burst, settings.rate_limit_burst_seconds)
+        self.minute = RateLimitItemPerMinute(settings.rate_limit_per_minute)
+        self.fail_closed = settings.rate_limit_fail_mode == "closed"
+        self._last_failure_log = 0.0
+
+    @property
+    def backend(self) -> str:
+        return "memory" if is_process_local(self.settings.rate_limit_storage_uri) else "redis"
+
+    def _items(self, per_minute: int | None) -> list[tuple[str, RateLimitItem]]:
+        minute = self.minute if per_minute is None else RateLimitItemPerMinute(per_minute)
+        burst = self.burst
+        if per_minute is not None and per_minute < burst.amount:
+            burst = RateLimitItemPerSecond(per_minute, self.settings.rate_limit_burst_seconds)
+        return [("burst", burst), ("minute", minute)]
+
+    async def check(self, identity: str, scope: Scope, per_minute: int | None = None) -> RateLimitState | None:
+        """Admit or raise RateLimitExceeded; None when the storage is down and the mode is open."""
+        items = self._items(per_minute)
+        try:
+            for name, item in items:
+                if not await self.strategy.hit(item, scope, identity):
+                    stats = await self.strategy.get_window_stats(item, scope, identity)
+                    RATELIMIT_DECISIONS.labels("refused", scope).inc()
+                    raise self._refusal(name, item, stats.reset_time)
+            states = []
+            for name, item in items:
+                stats = await self.strategy.get_window_stats(item, scope, identity)
+                states.append(
+                    WindowState(name, item.amount, stats.remaining, math.ceil(stats.reset_time), item.get_expiry())
+                )
+        except _STORAGE_ERRORS as exc:
+            return self._storage_down(exc, scope)
+        RATELIMIT_DECISIONS.labels("allowed", scope).inc()
+        return RateLimitState(min(states, key=lambda w: (w.remaining, w.reset)))
+
+    def _refusal(self, name: str, item: RateLimitItem, reset_time: float) -> RateLimitExceeded:
+        retry_after = max(1, math.ceil(reset_time - time.time()))
+        seconds = item.get_expiry()
+        window = WindowState(name, item.amount, 0, math.ceil(reset_time), seconds)
+        return RateLimitExceeded(
+            f"Rate limit exceeded: {item.amount} requests per {seconds} seconds",
+            {"limit": item.amount, "window_seconds": seconds, "window": name, "retry_after": retry_after},
+            retry_after,
+            RateLimitState(window).headers(),
+        )
+
+    def _storage_down(self, exc: BaseException, scope: Scope) -> None:
+        now = time.monotonic()
+        if now - self._last_failure_log > 10:
+            self._last_failure_log = now
+            log.warning(
+                "rate-limit storage unavailable (%s); failing %s",
+                exc.__class__.__name__,
+                "closed" if self.fail_closed else "open",
+            )
+        if self.fail_closed:
+            RATELIMIT_DECISIONS.labels("fail_closed", scope).inc()
+            raise ServiceUnavailable("rate limiter", "the rate limiter's storage (Redis) is unavailable")
+        RATELIMIT_DECISIONS.labels("fail_open", scope).inc()
+        return None
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.storage.check())
+        except _STORAGE_ERRORS:
+            return False
+
+    async def reset(self) -> None:
+        await self.storage.reset()

@@ -1,0 +1,93 @@
+"""Every backend of one process, opened in order at start and closed in reverse at shutdown.
+
+The lifespan in main.py holds one Services; routes reach its parts through typed dependencies
+(api/deps.py). Opening refuses to start (StartupError) on anything an operator must fix:
+unreachable database, wrong model file, embedding dimension mismatch, well-known keys in
+production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from memory_service import __version__
+from memory_service.auth.store import KeyStore
+from memory_service.engine.database import Database
+from memory_service.engine.factory import build_engine
+from memory_service.engine.memory_engine import MemoryEngine
+from memory_service.health import HealthMonitor
+from memory_service.observability.metrics import BUILD_INFO, STORED_MEMORIES
+from memory_service.ratelimit import RateLimiter
+from memory_service.settings import Settings
+
+log = logging.getLogger(__name__)
+STORED_COUNT_INTERVAL = 30.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    engine: MemoryEngine
+    keys: KeyStore
+    limiter: RateLimiter
+    health: HealthMonitor
+    started_at: float = field(default_factory=time.monotonic)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        db = Database(settings)
+        await asyncio.to_thread(db.open)
+        try:
+            engine = await asyncio.to_thread(build_engine, settings, db)
+            keys = KeyStore(db, settings)
+            await asyncio.to_thread(keys.apply_environment_policy)
+        except BaseException:
+            await asyncio.to_thread(db.close)
+            raise
+        limiter = RateLimiter(settings)
+        health = HealthMonitor(settings.health_interval)
+        services = cls(settings, db, engine, keys, limiter, health)
+        services._register_probes()
+        await health.start()
+        services._tasks.append(asyncio.create_task(services._count_loop(), name="stored-memories"))
+        BUILD_INFO.labels(__version__, settings.profile).set(1)
+        return services
+
+    def _register_probes(self) -> None:
+        self.health.register("postgres", lambda: asyncio.to_thread(self.db.ping))
+        if self.limiter.backend == "redis":
+            self.health.register("redis", self.limiter.ping)
+
+    async def _count_loop(self) -> None:
+        """Keep the stored-memories gauge current without a count(*) per scrape."""
+        while True:
+            try:
+                STORED_MEMORIES.set(await self.engine.count())
+            except Exception as exc:  # a failed count must not end the loop
+                log.debug("memory count failed: %s", exc)
+            await asyncio.sleep(STORED_COUNT_INTERVAL)
+
+    @property
+    def providers(self) -> dict[str, str]:
+        embedder = self.engine.memory.embedding_model
+        return {
+            "vector_store": "pgvector (embedded Postgres)" if self.settings.embedded_database else "pgvector",
+            "embedder": getattr(embedder, "provider", "unknown"),
+            "llm": f"ollama:{self.settings.ollama_llm_model}" if self.settings.inference_enabled else "none",
+            "graph": "neo4j" if self.settings.neo4j_uri else "postgres",
+            "rate_limit_storage": self.limiter.backend,
+            "entity_extractor": self.engine.extractor.name,
+        }
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.health.stop()
+        self.engine.close()
+        await asyncio.to_thread(self.db.close)

@@ -1,0 +1,134 @@
+"""The one place for configuration: every knob is an environment variable (see docs/architecture.md).
+
+The seed's variables (API_PORT, API_HOST, API_KEY, MAX_MEMORY_SIZE, SEARCH_LIMIT, DEFAULT_USER_ID)
+keep their names and defaults; everything else is ours. The profile (embedded or production) is
+derived from what is configured, never chosen separately, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+
+class Settings(BaseSettings):
+    """Service settings, read from the environment (and `.env` when present)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Seed variables.
+    api_host: str = "localhost"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    max_memory_size: int = Field(1_000_000, ge=1)
+    search_limit: int = Field(50, ge=1, le=1000)
+    default_user_id: str = "default"
+
+    # Environment and storage.
+    app_env: Literal["development", "production"] = "production"
+    data_dir: Path = Path("./data")
+    database_url: SecretStr | None = None
+    db_pool_size: int = Field(8, ge=1, le=100)
+    db_timeout: float = Field(5.0, gt=0, le=120)
+    collection_name: str = "memories"
+
+    # Embeddings.
+    embedder: Literal["onnx", "ollama"] = "onnx"
+    embedding_dims: int | None = Field(None, ge=1, le=16000)
+    embedder_threads: int = Field(1, ge=1, le=64)
+
+    # HTTP.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    request_timeout: float = Field(15.0, gt=0, le=600)
+    health_interval: float = Field(2.0, gt=0, le=60)
+
+    # Rate limits (per API key; unauthenticated requests per client address).
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_per_minute: int = Field(100, ge=1)
+    rate_limit_burst: int = Field(20, ge=1)
+    rate_limit_burst_seconds: int = Field(10, ge=1, le=3600)
+    rate_limit_fail_mode: Literal["open", "closed"] = "open"
+    rate_limit_timeout: float = Field(0.5, gt=0, le=10)
+
+    # Graph.
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    neo4j_timeout: float = Field(5.0, gt=0, le=60)
+    graph_boost_weight: float = Field(0.15, ge=0, le=1)
+
+    # Inference (Ollama).
+    ollama_base_url: str | None = None
+    ollama_llm_model: str = "qwen2.5:3b-instruct"
+    ollama_embed_model: str = "nomic-embed-text"
+    ollama_timeout: float = Field(30.0, gt=0, le=600)
+    ollama_num_ctx: int = Field(16384, ge=2048)
+    ollama_retries: int = Field(2, ge=0, le=10)
+    jobs_workers: int = Field(2, ge=1, le=64)
+
+    # Observability.
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "memory-service"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("collection_name")
+    @classmethod
+    def _safe_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be a lower-case SQL identifier (letters, digits, underscore)")
+        return value
+
+    @field_validator("default_user_id")
+    @classmethod
+    def _valid_user(cls, value: str) -> str:
+        from memory_service.engine.scope import validate_user_id
+
+        return validate_user_id(value)
+
+    @model_validator(mode="after")
+    def _embedder_needs_ollama(self) -> Settings:
+        if self.embedder == "ollama" and not self.ollama_base_url:
+            raise ValueError("EMBEDDER=ollama needs OLLAMA_BASE_URL")
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.app_env == "development"
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def profile(self) -> str:
+        """`embedded` when the service runs its own Postgres, `production` with DATABASE_URL."""
+        return "embedded" if self.embedded_database else "production"
+
+    @property
+    def inference_enabled(self) -> bool:
+        return self.ollama_base_url is not None
+
+    @property
+    def mem0_dir(self) -> Path:
+        return self.data_dir / "mem0"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()
