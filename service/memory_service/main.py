@@ -5,6 +5,7 @@ before the first request and closes them after the last.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from memory_service import __version__
 from memory_service.api import errors
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.routes import admin, health, memories, metrics, users
+from memory_service.errors import StartupError
 from memory_service.observability.logging import configure_logging
 from memory_service.observability.tracing import configure_tracing
 from memory_service.services import Services
@@ -36,7 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.open(settings)
+        try:
+            services = await Services.open(settings)
+        except StartupError as exc:
+            logging.getLogger("memory_service").critical("refusing to start: %s", exc)
+            raise
         app.state.services = services
         try:
             yield

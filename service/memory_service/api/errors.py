@@ -64,7 +64,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": ".".join(str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")),
+            "field": ".".join(str(part) for part in err.get("loc", ())[1:]),
             "location": str(err.get("loc", ("",))[0]),
             "message": str(err.get("msg", "")).removeprefix("Value error, "),
             "type": err.get("type"),

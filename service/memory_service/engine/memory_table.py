@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from memory_service.engine.database import Database
-from memory_service.engine.models import MemoryPage, MemoryRecord, UserStats
+from memory_service.engine.models import MemoryPage, MemoryRecord, UserStats, utc_z
 from memory_service.errors import InvalidRequest
 
 
@@ -129,8 +129,8 @@ class MemoryTable:
         return UserStats(
             user_id=user_id,
             memory_count=int(count),
-            first_write=first,
-            last_write=last,
+            first_write=utc_z(first),
+            last_write=utc_z(last),
             sources=by_source,
             entity_count=int(entity_row[0]) if entity_row else 0,
         )
