@@ -42,6 +42,7 @@ $(NEO4J_STAMP): $(NEO4J_SOURCES)
 
 .PHONY: neo4j-build
 neo4j-build: $(NEO4J_STAMP) ## Build the Neo4j launcher with Maven into ops/neo4j/target (skipped when up to date)
+	@:
 
 .PHONY: neo4j-up
 neo4j-up: export NEO4J_PASSWORD := $(NEO4J_PASSWORD)
