@@ -47,6 +47,10 @@ fmt: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+.PHONY: docs
+docs: install ## Regenerate docs/postman_collection.json from the OpenAPI document
+	$(BIN)/python scripts/postman.py
+
 .PHONY: bench
 bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, limiter overhead
 	$(BIN)/python bench/run.py

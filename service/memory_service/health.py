@@ -35,6 +35,7 @@ class HealthMonitor:
         self._probes: dict[str, Probe] = {}
         self.results: dict[str, ProbeResult] = {}
         self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Future[object]] = {}
 
     def register(self, name: str, probe: Probe) -> None:
         self._probes[name] = probe
@@ -43,22 +44,31 @@ class HealthMonitor:
     async def _probe(self, name: str, probe: Probe) -> None:
         started = time.perf_counter()
         error: str | None = None
-        try:
-            outcome = await asyncio.wait_for(probe(), self.timeout)
-            up = outcome is not False
-            if not up:
-                error = "probe failed"
-        except TimeoutError:
+        pending = self._inflight.get(name)
+        if pending is not None and not pending.done():
+            # The last probe still hangs (a stopped server holds its thread): report, don't pile up.
+            self._record(name, False, None, "previous probe still waiting")
+            return
+        task = asyncio.ensure_future(probe())
+        self._inflight[name] = task
+        done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        if not done:
             up, error = False, f"no answer within {self.timeout:.1f}s"
-        except Exception as exc:  # any failure of a probe means "down"; the reason is reported
-            up, error = False, exc.__class__.__name__
-        latency = (time.perf_counter() - started) * 1000
+        elif task.exception() is not None:
+            up, error = False, task.exception().__class__.__name__
+        else:
+            up = task.result() is not False
+            error = None if up else "probe failed"
+        self._record(name, up, (time.perf_counter() - started) * 1000, error)
+
+    def _record(self, name: str, up: bool, latency_ms: float | None, error: str | None) -> None:
         previous = self.results.get(name)
         if previous is not None and previous.up and not up:
             log.warning("dependency %s is down: %s", name, error)
         elif previous is not None and not previous.up and up and previous.checked_at is not None:
             log.info("dependency %s is back", name)
-        self.results[name] = ProbeResult(up, round(latency, 2), datetime.now(UTC).isoformat(), error)
+        latency = None if latency_ms is None else round(latency_ms, 2)
+        self.results[name] = ProbeResult(up, latency, datetime.now(UTC).isoformat(), error)
         DEPENDENCY_UP.labels(name).set(1 if up else 0)
 
     async def check_all(self) -> None:

@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from memory_service import __version__
 from memory_service.api import errors
 from memory_service.api.middleware import RequestContextMiddleware
+from memory_service.api.openapi import install_openapi
 from memory_service.api.routes import admin, health, memories, metrics, users
 from memory_service.errors import StartupError
 from memory_service.observability.logging import configure_logging
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    install_openapi(app)
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(memories.router)

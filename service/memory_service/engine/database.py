@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,21 @@ log = logging.getLogger(__name__)
 EMBEDDED_URI_ENV = "MEMORY_SERVICE_EMBEDDED_PG_URI"
 
 DB_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+# Set by the engine around a call that has a deadline. Once the caller has been told "503", a
+# thread that was stuck on the database must not go on to commit: the client may retry, and the
+# retry must not find a phantom write. Transactions check it before running and before commit.
+call_cancelled: ContextVar[threading.Event | None] = ContextVar("call_cancelled", default=None)
+
+
+class CallCancelled(Exception):
+    """The call's deadline passed; its transaction is rolled back instead of committed."""
+
+
+def _raise_if_cancelled() -> None:
+    event = call_cancelled.get()
+    if event is not None and event.is_set():
+        raise CallCancelled
 
 
 class EmbeddedPostgres:
@@ -127,7 +144,9 @@ class Database:
                     " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
                     (self._statement_timeout,),
                 )
+                _raise_if_cancelled()
                 yield conn
+                _raise_if_cancelled()  # raising here makes the pool roll back instead of commit
         except DB_ERRORS as exc:
             log.warning("postgres unavailable: %s", exc.__class__.__name__)
             raise ServiceUnavailable("postgres") from exc

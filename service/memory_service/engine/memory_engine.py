@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStore
 from mem0.exceptions import MemoryError as Mem0Error
 from opentelemetry import trace
 
-from memory_service.engine.database import Database
+from memory_service.engine.database import CallCancelled, Database, call_cancelled
 from memory_service.engine.history import current_user_key
 from memory_service.engine.memory_table import MemoryTable
 from memory_service.engine.models import HistoryEntry, MemoryPage, MemoryRecord, UserStats
@@ -79,6 +80,17 @@ def parse_memory_id(memory_id: str) -> str:
         raise MemoryNotFound(memory_id) from None
 
 
+def _log_abandoned(future: asyncio.Future[Any]) -> None:
+    """A call that outlived its deadline finished later; say how, since nobody awaits it."""
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if isinstance(exc, CallCancelled):
+        log.info("a call abandoned at its deadline was rolled back")
+    elif exc is not None:
+        log.warning("a call abandoned at its deadline failed later: %s", exc.__class__.__name__)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -105,7 +117,8 @@ class MemoryEngine:
         self.inference = settings.inference_enabled
         self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
         self._executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="mem0")
-        self._timeout = settings.request_timeout
+        # Database-only operations get DB_TIMEOUT; ones that wait for an LLM get REQUEST_TIMEOUT.
+        self._timeouts = {"postgres": settings.db_timeout, "ollama": settings.request_timeout}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -117,19 +130,26 @@ class MemoryEngine:
     ) -> T:
         """Run a blocking call off the event loop, in the caller's context, with a deadline."""
 
+        cancelled = threading.Event()
+
         def scoped() -> T:
             token = current_user_key.set(user_key)
+            cancel_token = call_cancelled.set(cancelled)
             try:
                 return fn(*args)
             finally:
+                call_cancelled.reset(cancel_token)
                 current_user_key.reset(token)
 
         context = contextvars.copy_context()
         future = asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(context.run, scoped))
+        timeout = self._timeouts.get(dependency, self.settings.request_timeout)
         try:
-            return await asyncio.wait_for(future, self._timeout)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise ServiceUnavailable(dependency, f"{dependency} did not answer within {self._timeout:.0f}s") from None
+            cancelled.set()
+            future.add_done_callback(_log_abandoned)
+            raise ServiceUnavailable(dependency, f"{dependency} did not answer within {timeout:g}s") from None
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable("postgres") from exc
         except LLMError as exc:

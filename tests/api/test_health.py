@@ -1,0 +1,105 @@
+"""Health (no auth, cached, fast even when a dependency hangs) and status (auth, details)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+from memory_service import __version__
+
+from tests.support.api import add_memory, assert_error
+from tests.support.server import DEV_KEY, ServiceProcess
+
+
+def test_health_needs_no_key_and_reports_dependencies(service: ServiceProcess) -> None:
+    for path in ("/health", "/v1/health"):
+        response = httpx.get(f"{service.url}{path}")
+        assert response.status_code == 200
+        data = response.json()["data"]
+        assert data["status"] == "ok"
+        assert data["version"] == __version__
+        assert data["dependencies"]["postgres"]["up"] is True
+        assert response.headers["x-request-id"]
+        assert "x-ratelimit-limit" not in response.headers
+
+
+def test_status_reports_profile_providers_and_count(client: httpx.Client) -> None:
+    add_memory(client, "counted memory")
+    for path in ("/status", "/v1/status"):
+        data = client.get(path).json()["data"]
+        assert data["version"] == __version__
+        assert data["profile"] == "embedded"
+        assert data["environment"] == "development"
+        assert data["uptime_seconds"] > 0
+        assert data["providers"]["embedder"] == "onnx-minilm"
+        assert data["providers"]["vector_store"].startswith("pgvector")
+        assert data["providers"]["llm"] == "none"
+        assert data["dependencies"]["postgres"]["latency_ms"] is not None
+        assert data["memory_count"] == 1
+
+
+def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+    root = psutil.Process(postmaster)
+    return [root, *root.children(recursive=True)]
+
+
+@contextmanager
+def frozen_postgres(data_dir: Path) -> Iterator[None]:
+    """SIGSTOP every process of the embedded Postgres: it accepts nothing and answers nothing."""
+    processes = _postgres_processes(data_dir)
+    for process in processes:
+        os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            os.kill(process.pid, signal.SIGCONT)
+
+
+def test_a_hanging_database_gives_fast_health_and_503_then_recovers(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "hang", {"DB_TIMEOUT": "2", "HEALTH_INTERVAL": "0.5"}).start()
+    try:
+        with service.client(DEV_KEY) as client:
+            add_memory(client, "before the outage", "h")
+            with frozen_postgres(service.data_dir):
+                started = time.monotonic()
+                failed = client.post(
+                    "/v1/memories", json={"messages": [{"role": "user", "content": "during"}], "user_id": "h"}
+                )
+                elapsed = time.monotonic() - started
+                error = assert_error(failed, 503, "SERVICE_UNAVAILABLE")
+                assert error["details"]["dependency"] == "postgres"
+                assert elapsed < 5
+                assert failed.headers["retry-after"]
+                deadline = time.monotonic() + 10
+                while True:
+                    started = time.monotonic()
+                    health = httpx.get(f"{service.url}/health", timeout=5)
+                    assert time.monotonic() - started < 0.5
+                    assert health.status_code == 200
+                    if health.json()["data"]["status"] == "degraded":
+                        break
+                    assert time.monotonic() < deadline, "health never reported the frozen database"
+                    time.sleep(0.2)
+                assert health.json()["data"]["dependencies"]["postgres"]["up"] is False
+            deadline = time.monotonic() + 20
+            while True:
+                response = client.get("/v1/memories/search", params={"query": "outage", "user_id": "h"})
+                if response.status_code == 200:
+                    break
+                assert time.monotonic() < deadline, response.text
+                time.sleep(0.5)
+            assert [m["content"] for m in response.json()["data"]["memories"]] == ["before the outage"]
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{service.url}/health").json()["data"]["status"] != "ok":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        service.stop()

@@ -1,0 +1,97 @@
+"""The short-results pitfall, at 10 users x 1,000 memories.
+
+With an HNSW index and a per-user filter, Postgres walks the index in distance order and filters
+afterwards; with pgvector's default scan (ef_search = 40 candidates) a user owning 10 % of the
+rows gets about 4 results however many were asked for. The service sets an iterative scan per
+transaction, so every search returns min(limit, matching) results, also after many calls on the
+same pooled connections (where a cached generic plan would otherwise take over).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.support.server import ServiceProcess, embedded_conninfo
+
+USERS = 10
+PER_USER = 1_000
+BATCH = 100
+TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    data: Path = tmp_path_factory.mktemp("scale")
+    service = ServiceProcess(data, {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_BURST": "1000000"}).start()
+
+    def load(user: int) -> None:
+        with service.client() as client:
+            for start in range(0, PER_USER, BATCH):
+                messages = [
+                    {"role": "user", "content": f"Note {i} of user {user} about {TOPICS[i % 10]} and day {i // 10}"}
+                    for i in range(start, start + BATCH)
+                ]
+                body = {"messages": messages, "user_id": f"user-{user}", "metadata": {"batch": start // BATCH}}
+                response = client.post("/v1/memories", json=body, timeout=300)
+                assert response.status_code == 201, response.text
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(load, range(USERS)))
+    yield service
+    service.stop()
+
+
+def _search(client: httpx.Client, user: int, query: str, limit: int, **params: str) -> list[dict]:
+    response = client.get(
+        "/v1/memories/search", params={"query": query, "user_id": f"user-{user}", "limit": limit, **params}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["memories"]
+
+
+def test_every_search_returns_min_of_limit_and_matching(populated: ServiceProcess) -> None:
+    with populated.client() as client:
+        for round_ in range(3):  # many calls per pooled connection, where plan caching would bite
+            for user in range(USERS):
+                query = f"{TOPICS[(user + round_) % 10]} notes"
+                results = _search(client, user, query, 50)
+                assert len(results) == 50, (user, round_)
+                assert {m["user_id"] for m in results} == {f"user-{user}"}
+                filtered = _search(client, user, query, 50, filters=json.dumps({"batch": {"in": [3]}}))
+                assert len(filtered) == 50  # 100 match
+                assert {m["metadata"]["batch"] for m in filtered} == {3}
+                few = _search(client, user, query, 50, filters=json.dumps({"batch": 7}), threshold="0")
+                assert len(few) == 50
+        total = client.get("/v1/memories/user/user-3", params={"limit": 1}).json()["data"]["total"]
+        assert total == PER_USER
+
+
+def test_without_the_iterative_scan_the_same_query_comes_back_short(populated: ServiceProcess) -> None:
+    """The control: the pitfall is real on this data, so the test above can fail."""
+    with populated.client() as client:
+        vector = client.get(
+            f"/v1/memories/{_search(client, 0, 'cooking notes', 1)[0]['id']}", params={"include_embedding": "true"}
+        ).json()["data"]["embedding"]
+    query = (
+        "SELECT count(*) FROM (SELECT id FROM memories WHERE payload->>'user_id' = %s"
+        " ORDER BY vector <=> %s::vector LIMIT 50) hits"
+    )
+    with psycopg.connect(embedded_conninfo(populated.data_dir)) as conn:
+        user_key = conn.execute("SELECT payload->>'user_id' FROM memories LIMIT 1").fetchone()[0]
+        conn.execute("SET enable_seqscan = off")  # the plan a large table gets: the HNSW index first
+        conn.execute("SET enable_bitmapscan = off")
+        conn.execute("SET hnsw.iterative_scan = off")
+        short = conn.execute(query, (user_key, str(vector))).fetchone()[0]
+        conn.execute("SET hnsw.iterative_scan = relaxed_order")
+        full = conn.execute(query, (user_key, str(vector))).fetchone()[0]
+    assert short < 50
+    assert full == 50
