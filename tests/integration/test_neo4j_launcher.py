@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,7 @@ import pytest
 from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable
 
-try:
-    from tests.support.neo4j import Neo4jInfo, neo4j_down, neo4j_up
-except ModuleNotFoundError:  # pytest run without the repo root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.support.neo4j import Neo4jInfo, neo4j_down, neo4j_up
+from tests.support.neo4j import Neo4jInfo, neo4j_down, neo4j_up
 
 pytestmark = pytest.mark.neo4j
 
