@@ -46,7 +46,7 @@ class Settings(BaseSettings):
 
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = []
-    request_timeout: float = Field(15.0, gt=0, le=600)
+    request_timeout: float = Field(10.0, gt=0, le=600)
     health_interval: float = Field(2.0, gt=0, le=60)
 
     # Rate limits (per API key; unauthenticated requests per client address).

@@ -64,7 +64,9 @@ def frozen_postgres(data_dir: Path) -> Iterator[None]:
 
 
 def test_a_hanging_database_gives_fast_health_and_503_then_recovers(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "hang", {"DB_TIMEOUT": "2", "HEALTH_INTERVAL": "0.5"}).start()
+    service = ServiceProcess(
+        tmp_path / "hang", {"DB_TIMEOUT": "2", "REQUEST_TIMEOUT": "3", "HEALTH_INTERVAL": "0.5"}
+    ).start()
     try:
         with service.client(DEV_KEY) as client:
             add_memory(client, "before the outage", "h")

@@ -117,8 +117,11 @@ class MemoryEngine:
         self.inference = settings.inference_enabled
         self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
         self._executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="mem0")
-        # Database-only operations get DB_TIMEOUT; ones that wait for an LLM get REQUEST_TIMEOUT.
-        self._timeouts = {"postgres": settings.db_timeout, "ollama": settings.request_timeout}
+        # Each database call is bounded by DB_TIMEOUT (pool wait, statement timeout); a whole
+        # operation (many calls, embeddings) by REQUEST_TIMEOUT, plus the LLM's own budget when
+        # it waits for Ollama. A hung backend thus costs a 503 after REQUEST_TIMEOUT at most.
+        llm_budget = settings.ollama_timeout * (settings.ollama_retries + 1)
+        self._timeouts = {"postgres": settings.request_timeout, "ollama": settings.request_timeout + llm_budget}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
