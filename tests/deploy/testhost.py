@@ -1,0 +1,582 @@
+"""A throwaway Debian bookworm host for the deploy test.
+
+The host is a debootstrap'd rootfs booted with systemd-nspawn inside its own network namespace.
+A second namespace plays the operator's controller: it runs `make deploy` (ansible-playbook over
+SSH) and serves the only package sources the host has: a local apt repository of the .debs the
+playbook installs, and a wheelhouse with memory-service and its dependencies. The two namespaces
+are joined by a veth pair with private addresses that exist only inside them; nothing in the test
+talks to any other address.
+
+What is cached (DEPLOY_TEST_CACHE, default /var/tmp/memory-service-deploy-test) so that a second
+run is faster: the debootstrap'd base rootfs, the apt repository and the wheelhouse's dependency
+wheels. Every run boots a fresh copy of the base; a run from an empty cache rebuilds everything
+(needs the Debian mirror and PyPI, as CI has).
+
+Run by tests/deploy/test_converge.py; `python -m tests.deploy.testhost up` keeps a host running
+for debugging (and prints how to reach it), `python -m tests.deploy.testhost down` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+SUITE = "bookworm"
+MIRROR = os.environ.get("DEPLOY_TEST_MIRROR", "http://deb.debian.org/debian")
+CACHE = Path(os.environ.get("DEPLOY_TEST_CACHE", "/var/tmp/memory-service-deploy-test"))
+
+# What a fresh cloud image of Debian has: systemd, SSH, Python for Ansible.
+BASE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "iproute2",
+    "ca-certificates",
+)
+# Everything the playbook installs on the test inventory (common, docker with Debian's docker.io,
+# the native stack runtime). The local repository holds these and their dependencies, nothing else.
+PLAYBOOK_PACKAGES = (
+    "sudo",
+    "ufw",
+    "unattended-upgrades",
+    "apt-listchanges",
+    "systemd-timesyncd",
+    "acl",
+    "python3-venv",
+    "python3-packaging",
+    "redis-server",
+    "docker.io",
+)
+
+# Addresses inside the test's own namespaces only.
+CONTROLLER_ADDR = "10.213.47.1"
+HOST_ADDR = "10.213.47.2"
+PREFIX = 24
+HTTP_PORT = 8765
+
+
+class HarnessError(RuntimeError):
+    """The test host could not be built or reached."""
+
+
+def log(message: str) -> None:
+    print(f"[deploy-test {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    check: bool = True,
+    capture: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    logfile: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; with logfile, stdout and stderr go there (and a failure shows its tail)."""
+    argv = [str(a) for a in args]
+    if logfile is not None:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with logfile.open("a") as out:
+            out.write(f"\n$ {' '.join(argv)}\n")
+            out.flush()
+            proc = subprocess.run(
+                argv, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, timeout=timeout
+            )
+        if check and proc.returncode != 0:
+            tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-60:])
+            raise HarnessError(f"{' '.join(argv)} exited {proc.returncode}; log {logfile}:\n{tail}")
+        return proc
+    proc = subprocess.run(argv, capture_output=capture, text=True, env=env, cwd=cwd, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        detail = f"\n{proc.stdout}\n{proc.stderr}" if capture else ""
+        raise HarnessError(f"{' '.join(argv)} exited {proc.returncode}{detail}")
+    return proc
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def base_rootfs(logdir: Path) -> Path:
+    """The debootstrap'd bookworm rootfs (cached, never booted itself)."""
+    target = CACHE / f"rootfs-{SUITE}-{_digest(MIRROR, *BASE_PACKAGES)}"
+    if (target / ".complete").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    log(f"debootstrap {SUITE} from {MIRROR} (first run only)")
+    run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            SUITE,
+            target,
+            MIRROR,
+        ],
+        logfile=logdir / "debootstrap.log",
+        timeout=1800,
+    )
+    # No host keys baked into the cache: each booted copy generates its own (see boot()).
+    for key in (target / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+    return target
+
+
+def apt_repository(base: Path, logdir: Path) -> Path:
+    """A flat apt repository with PLAYBOOK_PACKAGES and their dependencies missing from base.
+
+    Resolved by apt itself, in a scratch copy of the base rootfs, against the same mirror, with
+    recommends as the playbook's apt tasks install them.
+    """
+    repo = CACHE / f"apt-{SUITE}-{_digest(MIRROR, *BASE_PACKAGES, *PLAYBOOK_PACKAGES)}"
+    if (repo / "Packages.gz").exists():
+        return repo
+    log("building the local apt repository (first run only)")
+    scratch = Path(tempfile.mkdtemp(prefix="apt-build-", dir=CACHE))
+    try:
+        run(["cp", "-a", f"{base}/.", scratch], logfile=logdir / "apt-repo.log")
+        (scratch / "etc/apt/sources.list").write_text(f"deb {MIRROR} {SUITE} main\n")
+        shutil.copy2("/etc/resolv.conf", scratch / "etc/resolv.conf")
+        run(["chroot", scratch, "apt-get", "update", "-q"], logfile=logdir / "apt-repo.log", timeout=900)
+        run(
+            ["chroot", scratch, "apt-get", "install", "-y", "-q", "--download-only", *PLAYBOOK_PACKAGES],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            logfile=logdir / "apt-repo.log",
+            timeout=1800,
+        )
+        debs = sorted((scratch / "var/cache/apt/archives").glob("*.deb"))
+        if not debs:
+            raise HarnessError("apt downloaded no packages")
+        tmp_repo = Path(tempfile.mkdtemp(prefix="apt-repo-", dir=CACHE))
+        for deb in debs:
+            shutil.copy2(deb, tmp_repo / deb.name)
+        with (tmp_repo / "Packages").open("w") as packages:
+            subprocess.run(
+                ["dpkg-scanpackages", "--multiversion", "."],
+                cwd=tmp_repo,
+                stdout=packages,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
+        run(["gzip", "-k9", tmp_repo / "Packages"])
+        shutil.rmtree(repo, ignore_errors=True)
+        tmp_repo.rename(repo)
+        log(f"apt repository: {len(debs)} packages")
+        return repo
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _builder_pip_env(builder: Path) -> dict[str, str]:
+    """The controller's way to PyPI (index, proxy, CA bundle), for pip inside the builder chroot."""
+    ca = Path(os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    if ca.is_file():
+        shutil.copy2(ca, builder / "etc/ssl/controller-ca.crt")
+        env["PIP_CERT"] = "/etc/ssl/controller-ca.crt"
+    passed = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT")
+    proxies = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+    env.update({k: v for k, v in os.environ.items() if k in passed + proxies})
+    return env
+
+
+def wheelhouse(base: Path, logdir: Path) -> Path:
+    """memory-service (built from this checkout) and every dependency, as wheels for the host.
+
+    Resolved by the host's own Python (bookworm's 3.11.2: environment markers such as
+    python_full_version differ from the controller's), in a cached builder chroot made from the
+    base rootfs plus python3-venv, with PyPI reachable; pip's cache stays in the builder.
+    """
+    builder = CACHE / f"wheel-builder-{base.name}"
+    pip = "/opt/wheel-builder/bin/pip"
+    if not (builder / ".complete").exists():
+        log("preparing the wheel builder chroot (first run only)")
+        shutil.rmtree(builder, ignore_errors=True)
+        run(["cp", "-a", f"{base}/.", builder], logfile=logdir / "wheelhouse.log")
+        (builder / ".complete").unlink(missing_ok=True)
+        (builder / "etc/apt/sources.list").write_text(f"deb {MIRROR} {SUITE} main\n")
+        shutil.copy2("/etc/resolv.conf", builder / "etc/resolv.conf")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["chroot", builder, "apt-get", "update", "-q"], logfile=logdir / "wheelhouse.log", timeout=900)
+        run(
+            ["chroot", builder, "apt-get", "install", "-y", "-q", "--no-install-recommends", "python3-venv"],
+            env=env,
+            logfile=logdir / "wheelhouse.log",
+            timeout=900,
+        )
+        run(["chroot", builder, "python3", "-m", "venv", "/opt/wheel-builder"], logfile=logdir / "wheelhouse.log")
+        (builder / ".complete").write_text("ok\n")
+    src = builder / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "service", src / "service", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    house = builder / "wheelhouse"
+    house.mkdir(exist_ok=True)
+    for old in house.glob("memory_service-*.whl"):
+        old.unlink()
+    log("building the memory-service wheel and its dependency wheels (host Python)")
+    run(
+        ["chroot", builder, pip, "wheel", "--disable-pip-version-check", "-q", "--wheel-dir", "/wheelhouse", "/src"],
+        env=_builder_pip_env(builder),
+        logfile=logdir / "wheelhouse.log",
+        timeout=1800,
+    )
+    return house
+
+
+@dataclass
+class TestHost:
+    """One booted test host plus its controller namespace; use as a context manager."""
+
+    run_dir: Path
+    tag: str = field(default_factory=lambda: f"{os.getpid() % 0xFFFF:04x}")
+    nspawn: subprocess.Popen[bytes] | None = None
+    http: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ctl_ns(self) -> str:
+        return f"mdt-ctl-{self.tag}"
+
+    @property
+    def host_ns(self) -> str:
+        return f"mdt-host-{self.tag}"
+
+    @property
+    def machine(self) -> str:
+        return f"mdt-{self.tag}"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.run_dir / "rootfs"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.run_dir / "id_ed25519"
+
+    @property
+    def logdir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def serve_dir(self) -> Path:
+        return self.run_dir / "serve"
+
+    def __enter__(self) -> TestHost:
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- building -------------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logdir.mkdir(exist_ok=True)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        base = base_rootfs(self.logdir)
+        repo = apt_repository(base, self.logdir)
+        wheels = wheelhouse(base, self.logdir)
+        log(f"caches ready in {time.monotonic() - started:.0f}s")
+        self._prepare_rootfs(base)
+        self._serve(repo, wheels)
+        self._network()
+        self._boot()
+        self._wait_for_ssh()
+        log(f"test host {HOST_ADDR} up in {time.monotonic() - started:.0f}s")
+
+    def _prepare_rootfs(self, base: Path) -> None:
+        shutil.rmtree(self.rootfs, ignore_errors=True)
+        run(["cp", "-a", f"{base}/.", self.rootfs])
+        (self.rootfs / ".complete").unlink(missing_ok=True)
+        for old in (self.ssh_key, self.ssh_key.with_suffix(".pub")):
+            old.unlink(missing_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-test", "-f", self.ssh_key])
+        root_ssh = self.rootfs / "root/.ssh"
+        root_ssh.mkdir(mode=0o700, exist_ok=True)
+        shutil.copy2(self.ssh_key.with_suffix(".pub"), root_ssh / "authorized_keys")
+        (root_ssh / "authorized_keys").chmod(0o600)
+        (self.rootfs / "etc/hostname").write_text("memory-test\n")
+        (self.rootfs / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 memory-test\n")
+        # The only package source: the controller's local repository.
+        (self.rootfs / "etc/apt/sources.list").write_text(
+            f"deb [trusted=yes] http://{CONTROLLER_ADDR}:{HTTP_PORT}/apt ./\n"
+        )
+        (self.rootfs / "etc/resolv.conf").write_text("# no DNS on the test network\n")
+        # Like a cloud image built a while ago: its apt lists are older than cache_valid_time.
+        image_time = time.time() - 2 * 86400
+        for path in (self.rootfs / "var/lib/apt/lists", self.rootfs / "var/lib/apt/lists/partial"):
+            if path.exists():
+                os.utime(path, (image_time, image_time))
+        # The cached base has no host keys (see base_rootfs): each host gets its own.
+        run(["chroot", self.rootfs, "ssh-keygen", "-A"], logfile=self.logdir / "prepare.log")
+
+    def _serve(self, repo: Path, wheels: Path) -> None:
+        self.serve_dir.mkdir(exist_ok=True)
+        for name, target in (("apt", repo), ("wheels", wheels)):
+            link = self.serve_dir / name
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+
+    def _network(self) -> None:
+        ctl_if, host_if = f"mdtc{self.tag}", f"mdth{self.tag}"
+        for ns in (self.ctl_ns, self.host_ns):
+            run(["ip", "netns", "add", ns])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "link", "add", ctl_if, "netns", self.ctl_ns, "type", "veth", "peer", host_if, "netns", self.host_ns])
+        run(["ip", "-n", self.ctl_ns, "addr", "add", f"{CONTROLLER_ADDR}/{PREFIX}", "dev", ctl_if])
+        run(["ip", "-n", self.host_ns, "addr", "add", f"{HOST_ADDR}/{PREFIX}", "dev", host_if])
+        run(["ip", "-n", self.ctl_ns, "link", "set", ctl_if, "up"])
+        run(["ip", "-n", self.host_ns, "link", "set", host_if, "up"])
+        run(["ip", "-n", self.host_ns, "route", "add", "default", "via", CONTROLLER_ADDR])
+        http_log = (self.logdir / "http.log").open("ab")
+        self.http = subprocess.Popen(
+            [
+                "ip", "netns", "exec", self.ctl_ns,
+                sys.executable, "-m", "http.server", str(HTTP_PORT),
+                "--bind", CONTROLLER_ADDR, "--directory", str(self.serve_dir),
+            ],
+            stdout=http_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _boot(self) -> None:
+        console = (self.logdir / "console.log").open("ab")
+        self.nspawn = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "--quiet",
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                f"--machine={self.machine}",
+                f"--directory={self.rootfs}",
+                f"--network-namespace-path=/run/netns/{self.host_ns}",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--console=read-only",
+                # ufw manages the firewall of the host's own network namespace.
+                "--capability=CAP_NET_ADMIN",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # dockerd and ufw set /proc/sys/net/* (forwarding, bridge settings) of the host's own
+            # network namespace, which nspawn otherwise mounts read-only.
+            env={**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"},
+        )
+
+    def _wait_for_ssh(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.nspawn is not None and self.nspawn.poll() is not None:
+                raise HarnessError(f"the container exited ({self.nspawn.returncode}); see {self.logdir}/console.log")
+            if self.ssh("true", check=False, timeout=10).returncode == 0:
+                return
+            time.sleep(2)
+        raise HarnessError(f"no SSH on {HOST_ADDR} within {timeout:.0f}s; see {self.logdir}/console.log")
+
+    # -- using ----------------------------------------------------------------------------
+
+    def in_controller(self, args: Sequence[str | os.PathLike[str]]) -> list[str]:
+        """argv that runs `args` inside the controller namespace."""
+        return ["ip", "netns", "exec", self.ctl_ns, *[str(a) for a in args]]
+
+    def ssh(self, command: str, *, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a shell command on the test host as root, over SSH from the controller namespace."""
+        argv = self.in_controller(
+            [
+                "ssh", "-i", self.ssh_key,
+                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+                f"root@{HOST_ADDR}", command,
+            ]
+        )  # fmt: skip
+        return run(argv, check=check, capture=True, timeout=timeout)
+
+    def ansible_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DEPLOY_TEST_SSH_KEY": str(self.ssh_key),
+            "DEPLOY_TEST_HOST_ADDR": HOST_ADDR,
+            "DEPLOY_TEST_PACKAGES_URL": f"http://{CONTROLLER_ADDR}:{HTTP_PORT}",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        }
+
+    def make(self, target: str, *variables: str, logname: str) -> PlaybookRun:
+        """`make TARGET INVENTORY=<test inventory> ...` in the controller namespace."""
+        logfile = self.logdir / f"{logname}.log"
+        started = time.monotonic()
+        proc = run(
+            self.in_controller(
+                ["make", "--no-print-directory", "-C", REPO, target, f"INVENTORY={TEST_INVENTORY}", *variables]
+            ),
+            check=False,
+            env=self.ansible_env(),
+            logfile=logfile,
+            timeout=3600,
+        )
+        result = PlaybookRun.parse(logfile.read_text(errors="replace"), proc.returncode, time.monotonic() - started)
+        log(f"make {target}: rc={proc.returncode} {result.recap} in {result.seconds:.0f}s (log {logfile})")
+        return result
+
+    def http_get(self, url: str, timeout: float = 10) -> tuple[int, str]:
+        """GET from inside the controller namespace (curl-free: a short Python client)."""
+        code = (
+            "import sys, urllib.request, urllib.error\n"
+            "try:\n"
+            f"    r = urllib.request.urlopen({url!r}, timeout={timeout})\n"
+            "    print(r.status); print(r.read().decode())\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    print(e.code); print(e.read().decode())\n"
+        )
+        proc = run(self.in_controller([sys.executable, "-c", code]), check=False, capture=True, timeout=timeout + 10)
+        if proc.returncode != 0:
+            return 0, proc.stderr
+        status, _, body = proc.stdout.partition("\n")
+        return int(status), body
+
+    def tcp_open(self, port: int, timeout: float = 3) -> bool:
+        """Whether the controller can open a TCP connection to the test host's port."""
+        code = (
+            "import socket, sys\n"
+            f"s = socket.socket(); s.settimeout({timeout})\n"
+            f"sys.exit(0 if s.connect_ex(({HOST_ADDR!r}, {port})) == 0 else 1)\n"
+        )
+        return run(self.in_controller([sys.executable, "-c", code]), check=False, timeout=timeout + 10).returncode == 0
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop the container and the web server, delete the namespaces and the rootfs copy."""
+        if self.nspawn is not None and self.nspawn.poll() is None:
+            self.nspawn.send_signal(signal.SIGTERM)  # nspawn asks the container's systemd to power off
+            try:
+                self.nspawn.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.nspawn.kill()
+                self.nspawn.wait(timeout=30)
+        if self.http is not None and self.http.poll() is None:
+            self.http.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.http.wait(timeout=10)
+        for ns in (self.ctl_ns, self.host_ns):
+            if Path(f"/run/netns/{ns}").exists():
+                # Whatever is still running in the namespace (only our own processes) goes first.
+                pids = run(["ip", "netns", "pids", ns], check=False, capture=True).stdout.split()
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
+                run(["ip", "netns", "del", ns], check=False)
+        if os.environ.get("DEPLOY_TEST_KEEP_ROOTFS") != "1":
+            shutil.rmtree(self.rootfs, ignore_errors=True)
+
+
+TEST_INVENTORY = REPO / "tests/deploy/inventory/hosts.yml"
+
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+TASK = re.compile(r"^TASK \[(?P<name>.*)\]", re.MULTILINE)
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    seconds: float
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    changed_tasks: list[str] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def recap(self) -> str:
+        return f"ok={self.ok} changed={self.changed} failed={self.failed} unreachable={self.unreachable}"
+
+    @classmethod
+    def parse(cls, output: str, returncode: int, seconds: float) -> PlaybookRun:
+        result = cls(returncode=returncode, seconds=seconds, output=output)
+        for m in RECAP.finditer(output):
+            result.ok += int(m["ok"])
+            result.changed += int(m["changed"])
+            result.failed += int(m["failed"])
+            result.unreachable += int(m["unreachable"])
+        task = ""
+        for line in output.splitlines():
+            if m := TASK.match(line):
+                task = m["name"]
+            elif line.startswith("changed:") and task not in result.changed_tasks:
+                result.changed_tasks.append(task)
+        return result
+
+
+def _main(argv: list[str]) -> int:
+    """`up` boots a host and leaves it running (state in CACHE/debug.json); `down` removes it."""
+    state = CACHE / "debug.json"
+    if argv[:1] == ["up"]:
+        host = TestHost(run_dir=CACHE / "debug-run")
+        try:
+            host.up()
+        except BaseException:
+            host.down()
+            raise
+        pids = [p.pid for p in (host.nspawn, host.http) if p is not None]
+        state.write_text(json.dumps({"tag": host.tag, "run_dir": str(host.run_dir), "pids": pids}))
+        print(f"ssh: {' '.join(host.in_controller(['ssh', '-i', str(host.ssh_key), f'root@{HOST_ADDR}']))}")
+        print(f"deploy: {' '.join(host.in_controller(['make', 'deploy', f'INVENTORY={TEST_INVENTORY}']))}")
+        print(f"env: DEPLOY_TEST_SSH_KEY={host.ssh_key}")
+        return 0
+    if argv[:1] == ["down"]:
+        data = json.loads(state.read_text())
+        host = TestHost(run_dir=Path(data["run_dir"]), tag=data["tag"])
+        # nspawn and the web server were started by `up` (another process): stop them by pid.
+        for pid in data["pids"]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+        time.sleep(10)
+        host.down()
+        state.unlink()
+        return 0
+    print("usage: python -m tests.deploy.testhost up|down", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
