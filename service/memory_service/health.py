@@ -92,6 +92,11 @@ class HealthMonitor:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    def up(self, name: str) -> bool:
+        """The dependency's last known state; unknown counts as up (nothing says otherwise yet)."""
+        result = self.results.get(name)
+        return result is None or result.up or result.checked_at is None
+
     @property
     def healthy(self) -> bool:
         return all(r.up for r in self.results.values())

@@ -18,6 +18,9 @@ from memory_service.auth.store import KeyStore
 from memory_service.engine.database import Database
 from memory_service.engine.factory import build_engine
 from memory_service.engine.memory_engine import MemoryEngine
+from memory_service.graph.neo4j_store import Neo4jGraphStore
+from memory_service.graph.outbox import Projector
+from memory_service.graph.service import GraphService
 from memory_service.health import HealthMonitor
 from memory_service.observability.metrics import BUILD_INFO, STORED_MEMORIES
 from memory_service.ratelimit import RateLimiter
@@ -35,6 +38,9 @@ class Services:
     keys: KeyStore
     limiter: RateLimiter
     health: HealthMonitor
+    graph: GraphService
+    neo4j: Neo4jGraphStore | None = None
+    projector: Projector | None = None
     started_at: float = field(default_factory=time.monotonic)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -51,7 +57,21 @@ class Services:
             raise
         limiter = RateLimiter(settings)
         health = HealthMonitor(settings.health_interval)
-        services = cls(settings, db, engine, keys, limiter, health)
+        neo4j = None
+        if settings.neo4j_uri:
+            password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+            neo4j = Neo4jGraphStore(settings.neo4j_uri, settings.neo4j_user, password, settings.neo4j_timeout)
+        graph = GraphService(
+            engine.table,
+            neo4j,
+            settings.neo4j_timeout,
+            lambda: health.results.get("neo4j") is None or health.results["neo4j"].up,
+        )
+        services = cls(settings, db, engine, keys, limiter, health, graph, neo4j)
+        if neo4j is not None:
+            services.projector = Projector(db, engine.table, neo4j)
+            services.projector.start()
+            engine.after_write = services.projector.wake
         services._register_probes()
         await health.start()
         services._tasks.append(asyncio.create_task(services._count_loop(), name="stored-memories"))
@@ -62,6 +82,8 @@ class Services:
         self.health.register("postgres", lambda: asyncio.to_thread(self.db.ping))
         if self.limiter.backend == "redis":
             self.health.register("redis", self.limiter.ping)
+        if self.neo4j is not None:
+            self.health.register("neo4j", lambda: asyncio.to_thread(self.neo4j.ping))  # type: ignore[union-attr]
 
     async def _count_loop(self) -> None:
         """Keep the stored-memories gauge current without a count(*) per scrape."""
@@ -89,5 +111,9 @@ class Services:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.health.stop()
+        if self.projector is not None:
+            await self.projector.stop()
+        if self.neo4j is not None:
+            self.neo4j.close()
         self.engine.close()
         await asyncio.to_thread(self.db.close)

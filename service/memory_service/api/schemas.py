@@ -242,6 +242,28 @@ class UserStatsOut(BaseModel):
         )
 
 
+class EntityOut(BaseModel):
+    name: str = Field(examples=["FastAPI"])
+    key: str = Field(examples=["fastapi"], description="Normalised name: entities differing in case are one")
+    memory_count: int
+    confidence: float = Field(description="Highest confidence of a mention")
+
+
+class EntityList(BaseModel):
+    user_id: str
+    entities: list[EntityOut]
+    count: int
+    source: Literal["neo4j", "postgres"] = Field(description="Which store answered")
+
+
+class EntityMemories(BaseModel):
+    user_id: str
+    entity: str
+    memories: list[MemoryOut]
+    count: int
+    source: Literal["neo4j", "postgres"]
+
+
 class DependencyState(BaseModel):
     up: bool
     latency_ms: float | None = None

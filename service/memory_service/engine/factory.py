@@ -15,7 +15,7 @@ from mem0.configs.base import MemoryConfig
 from memory_service.engine.database import Database
 from memory_service.engine.embedder import OnnxMiniLMEmbedder, TimedEmbedder
 from memory_service.engine.history import PostgresHistory
-from memory_service.engine.memory_engine import ChangeListener, MemoryEngine
+from memory_service.engine.memory_engine import MemoryEngine
 from memory_service.engine.memory_table import MemoryTable
 from memory_service.engine.schema import ensure_schema
 from memory_service.engine.vector_store import BORROWED_POOL, ServicePGVector
@@ -51,7 +51,7 @@ def _llm_config(settings: Settings) -> dict[str, object]:
     return {"provider": "ollama", "config": {"model": "none", "ollama_base_url": "http://127.0.0.1:9"}}
 
 
-def build_engine(settings: Settings, db: Database, listener: ChangeListener | None = None) -> MemoryEngine:
+def build_engine(settings: Settings, db: Database) -> MemoryEngine:
     embedder = build_embedder(settings)
     with db.connection() as conn:
         ensure_schema(conn, settings.collection_name, embedder.dims, embedder.provider)
@@ -72,10 +72,16 @@ def build_engine(settings: Settings, db: Database, listener: ChangeListener | No
     memory.db.close()
     memory.db = PostgresHistory(db)
     memory.embedding_model = embedder
-    memory.vector_store = ServicePGVector(db, settings.collection_name, embedder.dims)
-    engine = MemoryEngine(
-        settings, db, memory, MemoryTable(db, settings.collection_name), make_extractor(), listener=listener
-    )
+    if settings.ollama_base_url:
+        from memory_service.inference.ollama import build_ollama_llm
+
+        # mem0's own Ollama LLM on the service's client: num_ctx, budget, retries, checked answers.
+        memory.llm = build_ollama_llm(settings)
+    # With Neo4j configured, every memory write also records an outbox row for the projection.
+    outbox = settings.neo4j_uri is not None
+    memory.vector_store = ServicePGVector(db, settings.collection_name, embedder.dims, outbox=outbox)
+    table = MemoryTable(db, settings.collection_name, outbox=outbox)
+    engine = MemoryEngine(settings, db, memory, table, make_extractor())
     try:
         engine.warm_up()
     except Exception as exc:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from mem0 import Memory
@@ -35,6 +35,7 @@ from memory_service.engine.models import HistoryEntry, MemoryPage, MemoryRecord,
 from memory_service.engine.scope import Scope, split_user_key
 from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
 from memory_service.graph.extractor import Extractor, merge_entities, payload_fields
+from memory_service.inference.ollama import OLLAMA_WAITING, extraction_report, unavailable_from
 from memory_service.observability.metrics import INFERENCE_FALLBACKS, OPERATIONS
 from memory_service.settings import Settings
 
@@ -54,22 +55,6 @@ class Message:
 class AddResult:
     memories: list[MemoryRecord]
     inference: str  # "none" (stored as given), "extracted", or "fallback"
-
-
-class ChangeListener(Protocol):
-    """Told about every committed change, so projections (the Neo4j graph) can follow."""
-
-    def memories_changed(self, user_key: str, memory_ids: Iterable[str], *, deleted: bool = False) -> None: ...
-
-    def user_erased(self, user_key: str) -> None: ...
-
-
-class _NoListener:
-    def memories_changed(self, user_key: str, memory_ids: Iterable[str], *, deleted: bool = False) -> None:
-        return None
-
-    def user_erased(self, user_key: str) -> None:
-        return None
 
 
 def parse_memory_id(memory_id: str) -> str:
@@ -106,21 +91,25 @@ class MemoryEngine:
         table: MemoryTable,
         extractor: Extractor,
         *,
-        listener: ChangeListener | None = None,
+        after_write: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.memory = memory
         self.table = table
         self.extractor = extractor
-        self.listener: ChangeListener = listener or _NoListener()
+        # Called on the event loop after every committed write (wakes the graph projector).
+        self.after_write: Callable[[], None] = after_write or (lambda: None)
         self.inference = settings.inference_enabled
         self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
         self._executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="mem0")
         # Each database call is bounded by DB_TIMEOUT (pool wait, statement timeout); a whole
-        # operation (many calls, embeddings) by REQUEST_TIMEOUT, plus the LLM's own budget when
-        # it waits for Ollama. A hung backend thus costs a 503 after REQUEST_TIMEOUT at most.
-        llm_budget = settings.ollama_timeout * (settings.ollama_retries + 1)
+        # operation (many calls, embeddings) by REQUEST_TIMEOUT, plus the Ollama budget when it
+        # waits for Ollama: each Ollama call, retries included, ends within OLLAMA_TIMEOUT
+        # (inference/ollama.py) and an inferred add makes three (query embedding, extraction,
+        # fact embeddings). A hung backend thus costs a 503 after REQUEST_TIMEOUT at most, and a
+        # hung Ollama one after OLLAMA_TIMEOUT (the call's own budget ends first).
+        llm_budget = settings.ollama_timeout * 3
         self._timeouts = {"postgres": settings.request_timeout, "ollama": settings.request_timeout + llm_budget}
 
     def close(self) -> None:
@@ -152,11 +141,13 @@ class MemoryEngine:
         except TimeoutError:
             cancelled.set()
             future.add_done_callback(_log_abandoned)
+            if context.get(OLLAMA_WAITING, False):  # the call is waiting on Ollama (an embedding), not Postgres
+                dependency = "ollama"
             raise ServiceUnavailable(dependency, f"{dependency} did not answer within {timeout:g}s") from None
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable("postgres") from exc
-        except LLMError as exc:
-            raise ServiceUnavailable("ollama") from exc
+        except LLMError as exc:  # mem0 wraps every LLM failure; ours carry the reason (inference/ollama.py)
+            raise unavailable_from(exc) from exc
         except EmbeddingError as exc:
             raise ServiceUnavailable(self.embedder_dependency) from exc
         except (VectorStoreError, DatabaseError) as exc:
@@ -217,7 +208,7 @@ class MemoryEngine:
                 return await self._add_inferred(scope, messages, base, given_entities)
             ids = await self._run(self._add_as_given, scope, messages, base, given_entities, user_key=scope.user_key)
             records = await self._run(lambda: self.table.fetch(ids))
-            self.listener.memories_changed(scope.user_key, ids)
+            self.after_write()
             return AddResult([records[i] for i in ids if i in records], "none")
 
     def _add_as_given(self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]) -> list[str]:
@@ -243,33 +234,44 @@ class MemoryEngine:
     async def _add_inferred(
         self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
     ) -> AddResult:
-        """mem0 extracts facts with the LLM; when it yields nothing usable, keep the messages as given."""
+        """mem0 extracts facts with the LLM; when it yields nothing usable, keep the messages as given.
+
+        mem0 answers "no memories" alike for an unusable model answer (it logs and returns nothing)
+        and for facts it already stores (hash dedup); the extraction report tells them apart, so
+        only the first falls back. Facts Ollama failed to embed are not silently dropped: 503.
+        """
         entries = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages]
 
-        def extract() -> list[str]:
-            result = self.memory.add(
-                entries,
-                user_id=scope.user_key,
-                agent_id=scope.agent_id,
-                run_id=scope.run_id,
-                metadata=base,
-                infer=True,
-            )
+        def extract() -> tuple[list[str], str | None, int]:
+            with extraction_report() as report:
+                result = self.memory.add(
+                    entries,
+                    user_id=scope.user_key,
+                    agent_id=scope.agent_id,
+                    run_id=scope.run_id,
+                    metadata=base,
+                    infer=True,
+                )
             ids = [str(r["id"]) for r in result.get("results", []) if r.get("event") == "ADD"]
             for memory_id, record in self.table.fetch(ids).items():
                 self.table.annotate(memory_id, self._entity_fields(record.content, given))
-            return ids
+            return ids, report.outcome, len(report.unembedded)
 
-        ids = await self._run(extract, user_key=scope.user_key, dependency="ollama")
+        ids, outcome, unembedded = await self._run(extract, user_key=scope.user_key, dependency="ollama")
         mode = "extracted"
-        if not ids and any(m.role == "user" for m in messages):
-            INFERENCE_FALLBACKS.labels("no_facts").inc()
-            log.warning("inference produced no memories; storing the user messages as given")
+        if unembedded:
+            self.after_write()  # the facts that were stored stay; a retry does not store them twice
+            raise ServiceUnavailable("ollama", f"Ollama failed to embed {unembedded} extracted fact(s); retry later")
+        if not ids and outcome == "extracted":
+            log.info("every extracted fact is already stored; nothing added")
+        elif not ids and any(m.role == "user" for m in messages):
+            INFERENCE_FALLBACKS.labels(outcome or "no_facts").inc()
+            log.warning("inference produced no memories (%s); storing the user messages as given", outcome)
             fallback = {**base, "inference": "fallback"}
             ids = await self._run(self._add_as_given, scope, messages, fallback, given, user_key=scope.user_key)
             mode = "fallback"
         records = await self._run(lambda: self.table.fetch(ids))
-        self.listener.memories_changed(scope.user_key, ids)
+        self.after_write()
         return AddResult([records[i] for i in ids if i in records], mode)
 
     async def search(
@@ -351,7 +353,7 @@ class MemoryEngine:
                 lambda: self.memory.update(current.id, text=content, metadata=changes or None),
                 user_key=f"{tenant}/{current.user_id}",
             )
-            self.listener.memories_changed(f"{tenant}/{current.user_id}", [current.id])
+            self.after_write()
             return await self._owned(tenant, current.id)
 
     async def delete(self, tenant: str, memory_id: str) -> None:
@@ -359,7 +361,7 @@ class MemoryEngine:
             current = await self._owned(tenant, memory_id)
             user_key = f"{tenant}/{current.user_id}"
             await self._run(lambda: self.memory.delete(current.id), user_key=user_key)
-            self.listener.memories_changed(user_key, [current.id], deleted=True)
+            self.after_write()
 
     async def history(self, tenant: str, memory_id: str) -> list[HistoryEntry]:
         async with self._operation("history"):
@@ -393,7 +395,7 @@ class MemoryEngine:
     async def erase_user(self, scope: Scope) -> int:
         async with self._operation("erase"):
             ids = await self._run(lambda: self.table.erase_user(scope.user_key))
-            self.listener.user_erased(scope.user_key)
+            self.after_write()
             return len(ids)
 
     async def stats(self, scope: Scope) -> UserStats:

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from memory_service.engine.database import Database
 from memory_service.engine.models import MemoryPage, MemoryRecord, UserStats, utc_z
 from memory_service.errors import InvalidRequest
+from memory_service.graph.outbox import enqueue_memories, enqueue_user
 
 
 def encode_cursor(created_at: str, memory_id: str) -> str:
@@ -55,9 +56,10 @@ def _scope_filter(agent_id: str | None, run_id: str | None) -> tuple[sql.Composa
 class MemoryTable:
     """SQL over the collection table `table` (mem0's pgvector layout: id, vector, payload)."""
 
-    def __init__(self, db: Database, table: str) -> None:
+    def __init__(self, db: Database, table: str, *, outbox: bool = False) -> None:
         self.db = db
         self.table = sql.Identifier(table)
+        self.outbox = outbox
 
     def fetch(self, ids: list[str], *, with_vectors: bool = False) -> dict[str, MemoryRecord]:
         if not ids:
@@ -148,18 +150,28 @@ class MemoryTable:
 
     def annotate(self, memory_id: str, fields: dict[str, Any]) -> None:
         """Merge service-owned fields (entities, relationships) into a payload without a new version."""
-        query = sql.SQL("UPDATE {t} SET payload = payload || %s WHERE id = %s::uuid").format(t=self.table)
-        with self.db.connection() as conn:
-            conn.execute(query, (Jsonb(fields), memory_id))
+        query = sql.SQL("UPDATE {t} SET payload = payload || %s WHERE id = %s::uuid RETURNING payload->>'user_id'")
+        with self.db.connection() as conn, conn.cursor() as cur:
+            cur.execute(query.format(t=self.table), (Jsonb(fields), memory_id))
+            row = cur.fetchone()
+            if self.outbox and row is not None:
+                enqueue_memories(cur, [(memory_id, str(row[0]))])
 
     def erase_user(self, user_key: str) -> list[str]:
         """Delete every memory, history row and message of one user in one transaction."""
         delete = sql.SQL("DELETE FROM {t} WHERE payload->>'user_id' = %s RETURNING id").format(t=self.table)
-        with self.db.connection() as conn:
-            ids = [str(r[0]) for r in conn.execute(delete, (user_key,)).fetchall()]
-            conn.execute("DELETE FROM memory_history WHERE user_key = %s", (user_key,))
-            conn.execute("DELETE FROM memory_messages WHERE user_key = %s", (user_key,))
+        with self.db.connection() as conn, conn.cursor() as cur:
+            ids = [str(r[0]) for r in cur.execute(delete, (user_key,)).fetchall()]
+            cur.execute("DELETE FROM memory_history WHERE user_key = %s", (user_key,))
+            cur.execute("DELETE FROM memory_messages WHERE user_key = %s", (user_key,))
+            if self.outbox:
+                enqueue_user(cur, user_key)
         return ids
+
+    def ids_of_user(self, user_key: str) -> list[str]:
+        query = sql.SQL("SELECT id FROM {t} WHERE payload->>'user_id' = %s").format(t=self.table)
+        with self.db.connection() as conn:
+            return [str(r[0]) for r in conn.execute(query, (user_key,)).fetchall()]
 
     def memories_with_entities(self, user_key: str, entity_keys: list[str], limit: int) -> list[MemoryRecord]:
         """Memories of a user that mention any of the entity keys (uses the GIN index)."""
@@ -171,12 +183,14 @@ class MemoryTable:
             rows = conn.execute(query, (user_key, entity_keys, limit)).fetchall()
         return [MemoryRecord.from_payload(str(r[0]), r[1]) for r in rows]
 
-    def user_entities(self, user_key: str, limit: int) -> list[tuple[str, int]]:
-        """The user's entities with the number of memories mentioning each, most mentioned first."""
+    def user_entities(self, user_key: str, limit: int) -> list[tuple[str, str, int, float]]:
+        """(key, name, memories mentioning it, best confidence) for the user, most mentioned first."""
         query = sql.SQL(
-            "SELECT e, count(*) FROM {t}, jsonb_array_elements_text(coalesce(payload->'entities', '[]'::jsonb)) e"
-            " WHERE payload->>'user_id' = %s GROUP BY e ORDER BY count(*) DESC, e LIMIT %s"
+            "SELECT lower(regexp_replace(btrim(r->>'entity'), '\\s+', ' ', 'g')) AS k, min(r->>'entity'),"
+            " count(DISTINCT id), max((r->>'confidence')::float)"
+            " FROM {t}, jsonb_array_elements(coalesce(payload->'relationships', '[]'::jsonb)) r"
+            " WHERE payload->>'user_id' = %s GROUP BY k ORDER BY count(DISTINCT id) DESC, k LIMIT %s"
         ).format(t=self.table)
         with self.db.connection() as conn:
             rows = conn.execute(query, (user_key, limit)).fetchall()
-        return [(str(name), int(n)) for name, n in rows]
+        return [(str(k), str(name), int(n), float(c)) for k, name, n, c in rows]

@@ -1,9 +1,10 @@
-"""mem0's pgvector store on the service's pool: bounded waits, iterative scans, timings.
+"""mem0's pgvector store on the service's pool: bounded waits, iterative scans, timings, outbox.
 
 mem0's PGVector opens its own pool with a 30 s wait and no statement timeout; this subclass routes
 every cursor through Database.connection(), which bounds both, sets the HNSW iterative scan for
 the transaction, and turns a dead database into 503. Each store call is timed for the
-`memory_vector_query_duration_seconds` histogram.
+`memory_vector_query_duration_seconds` histogram. When the graph is projected to Neo4j, every
+insert, update and delete also writes its outbox row in the same transaction (graph/outbox.py).
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 from mem0.vector_stores.pgvector import PGVector
 from opentelemetry import trace
+from psycopg import sql
 
 from memory_service.engine.database import Database
+from memory_service.graph.outbox import enqueue_memories
 from memory_service.observability.metrics import VECTOR_DURATION
 
 P = ParamSpec("P")
 R = TypeVar("R")
 _tracer = trace.get_tracer(__name__)
+# The cursor of the transaction in progress on this thread, so nested store calls join it.
+_active_cursor: ContextVar[Any] = ContextVar("active_cursor", default=None)
 
 
 def _timed(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -56,7 +62,7 @@ BORROWED_POOL = _BorrowedPool()
 class ServicePGVector(PGVector):
     """mem0's PGVector whose cursors come from the service's Database."""
 
-    def __init__(self, db: Database, collection_name: str, dims: int) -> None:
+    def __init__(self, db: Database, collection_name: str, dims: int, *, outbox: bool = False) -> None:
         super().__init__(
             dbname="",
             collection_name=collection_name,
@@ -70,20 +76,51 @@ class ServicePGVector(PGVector):
             connection_pool=BORROWED_POOL,
         )
         self.db = db
+        self.outbox = outbox
         self._collection_ensured = True  # the schema module created it, with our indexes
 
     @contextmanager
     def _get_cursor(self, commit: bool = False) -> Iterator[Any]:
+        active = _active_cursor.get()
+        if active is not None:
+            yield active
+            return
         with self.db.connection() as conn, conn.cursor() as cur:
-            yield cur
+            token = _active_cursor.set(cur)
+            try:
+                yield cur
+            finally:
+                _active_cursor.reset(token)
 
-    insert = _timed("insert")(PGVector.insert)
+    @_timed("insert")
+    def insert(self, vectors: list[list[float]], payloads: Any = None, ids: Any = None) -> None:
+        with self._get_cursor(commit=True) as cur:
+            super().insert(vectors, payloads, ids)
+            if self.outbox:
+                enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
+
+    @_timed("update")
+    def update(self, vector_id: str, vector: list[float] | None = None, payload: dict | None = None) -> None:
+        with self._get_cursor(commit=True) as cur:
+            super().update(vector_id, vector, payload)
+            if self.outbox and payload is not None:
+                enqueue_memories(cur, [(str(vector_id), str(payload.get("user_id")))])
+
+    @_timed("delete")
+    def delete(self, vector_id: str) -> None:
+        with self._get_cursor(commit=True) as cur:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE id = %s RETURNING payload->>'user_id'").format(self._col()),
+                (vector_id,),
+            )
+            row = cur.fetchone()
+            if self.outbox and row is not None:
+                enqueue_memories(cur, [(str(vector_id), str(row[0]))])
+
     search = _timed("search")(PGVector.search)
     keyword_search = _timed("keyword_search")(PGVector.keyword_search)
     get = _timed("get")(PGVector.get)
     list = _timed("list")(PGVector.list)
-    update = _timed("update")(PGVector.update)
-    delete = _timed("delete")(PGVector.delete)
 
     def __del__(self) -> None:
         """The pool belongs to the service."""

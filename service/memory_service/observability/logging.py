@@ -59,6 +59,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # The driver logs every retry of a transaction at WARNING; the projector reports outages itself.
+    logging.getLogger("neo4j").setLevel(max(logging.ERROR, root.level))
     for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
