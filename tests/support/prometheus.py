@@ -130,6 +130,14 @@ def panel_queries(board: dict[str, Any]) -> Iterator[PanelQuery]:
                 )
 
 
+_SELECTOR = re.compile(r"(?<![:\w])((?:[a-z_]+:)?memory_\w+(?::\w+)?)(\{[^}]*\})?")
+
+
+def memory_selectors(expr: str) -> list[str]:
+    """Every selector of a memory_* series (raw or recorded) in a PromQL expression."""
+    return [name + (matchers or "") for name, matchers in _SELECTOR.findall(expr)]
+
+
 # --- Grafana variables ------------------------------------------------------------------------
 
 _LABEL_VALUES = re.compile(r"^label_values\(\s*(?:(?P<selector>.+?)\s*,\s*)?(?P<label>[a-zA-Z_]\w*)\s*\)$")

@@ -1,0 +1,270 @@
+"""The proof: every dashboard query and every recording rule returns data from real scrapes.
+
+The real service (`memory-service serve`, seed's rate limits) runs on a free loopback port; a
+real Prometheus (Debian's binary) scrapes it every second with the admin key, through the
+shipped `memory-api` job (ops/prometheus/prometheus.yml, narrowed by `proof_config`), and
+evaluates the shipped recording rules. Traffic covers everything the dashboards break down:
+adds, searches, gets, 404s, failed authentications, 503s from a frozen database and a burst
+past the rate limit.
+
+Then, against Prometheus' HTTP API:
+- each recording rule's expression returns a finite value, and its recorded series exists;
+- each dashboard target, with Grafana's variables replaced the way Grafana would (the `job` and
+  `instance` variables resolved by running their own `label_values` queries; `$__rate_interval`
+  = 4 x the 1s scrape interval), returns at least one finite point over the traffic window;
+- in both, every memory_* selector matches series on its own, so a `(errors or 0 * total)`
+  fallback cannot hide a misspelt metric or label value.
+
+One narrow exclusion: panels in the dependencies dashboard's `Exporter: …` rows read the node,
+redis and postgres exporters, which this test cannot run. They must still evaluate without a
+PromQL error; tests/unit/test_monitoring_dashboards.py keeps every memory_* query out of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.prometheus import (
+    API_JOB,
+    PanelQuery,
+    PrometheusServer,
+    dashboards,
+    grafana_builder,
+    has_finite_value,
+    label_values_promql,
+    memory_selectors,
+    panel_queries,
+    proof_config,
+    recording_rules,
+    substitute,
+)
+from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+SCRAPE_INTERVAL = "1s"
+# What Grafana computes for a 1s scrape interval: max($__interval + scrape, 4 x scrape).
+GRAFANA_BUILTINS = {"__rate_interval": "4s", "__interval": "1s", "__interval_ms": "1000"}
+SETTLE_SECONDS = 60.0
+ROUND_PAUSE = 3.0  # seconds: three scrapes
+
+
+@dataclass
+class Stack:
+    service: ServiceProcess
+    prometheus: PrometheusServer
+    traffic_start: float
+    traffic_end: float
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def expect(response: httpx.Response, status: int) -> httpx.Response:
+    assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.text}"
+    return response
+
+
+def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """The embedded Postgres the service started under the test's DATA_DIR."""
+    postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+    root = psutil.Process(postmaster)
+    return [root, *root.children(recursive=True)]
+
+
+@contextmanager
+def frozen_postgres(data_dir: Path) -> Iterator[None]:
+    """SIGSTOP the database: queries hang, the service answers 503 after REQUEST_TIMEOUT."""
+    processes = _postgres_processes(data_dir)
+    for process in processes:
+        os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            os.kill(process.pid, signal.SIGCONT)
+
+
+def search(client: httpx.Client, query: str = "tea") -> httpx.Response:
+    return client.get("/v1/memories/search", params={"query": query, "user_id": "u1"})
+
+
+def drive_traffic(service: ServiceProcess) -> None:
+    """Every kind of request the dashboards break down, each kind twice, a few scrapes apart.
+
+    Twice, because a labelled counter appears on its first increment: rate() cannot see the step
+    from "no series" to its first value, only increments between two scrapes. The 5xx and failed
+    operations come from a frozen database. Budget: the seed's burst limit is 20 requests per
+    10 s per key; the rounds spend 12 over ~20 s, the volley overflows it, and a last volley is
+    refused again, a few scrapes later.
+    """
+    with service.client(None) as anonymous, service.client(DEV_KEY) as user:
+        for n in range(2):
+            expect(anonymous.get("/health"), 200)
+            body = {"messages": [{"role": "user", "content": f"I drink green tea, cup number {n}"}], "user_id": "u1"}
+            memory_id = expect(user.post("/v1/memories", json=body), 201).json()["data"]["memories"][0]["id"]
+            for query in ("tea", "morning drinks"):
+                expect(search(user, query), 200)
+            expect(user.get(f"/v1/memories/{memory_id}"), 200)
+            expect(user.get(f"/v1/memories/{uuid.uuid4()}"), 404)
+            expect(anonymous.get("/v1/no-such-route"), 404)
+            expect(anonymous.get("/v1/memories/search", params={"query": "tea"}), 401)  # missing key
+            bad = {"Authorization": "Bearer mem0_not_a_key"}
+            expect(anonymous.get("/v1/memories/search", params={"query": "tea"}, headers=bad), 401)  # invalid
+            expect(user.get("/v1/metrics"), 403)  # forbidden: not an admin key
+            time.sleep(ROUND_PAUSE)
+        with frozen_postgres(service.data_dir):
+            for _ in range(2):
+                expect(search(user), 503)
+                time.sleep(ROUND_PAUSE)
+        wait_until(
+            lambda: httpx.get(f"{service.url}/health").json()["data"]["status"] == "ok",
+            SETTLE_SECONDS,
+            "the database to be back",
+        )
+        for volley in (25, 5):
+            statuses = [search(user).status_code for _ in range(volley)]
+            assert 429 in statuses, f"the burst was not refused: {statuses}"
+            assert set(statuses) <= {200, 429}, statuses
+            time.sleep(ROUND_PAUSE)
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def resolve_variables(prometheus: PrometheusServer, board: dict[str, Any]) -> dict[str, str]:
+    """Concrete values for the dashboard's variables, from their own queries, in order."""
+    values = dict(GRAFANA_BUILTINS)
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "datasource":
+            values[variable["name"]] = "prometheus"
+        elif variable["type"] == "query":
+            promql, label = label_values_promql(substitute(variable["query"], values))
+            found = sorted(s["metric"][label] for s in prometheus.query(promql) if label in s["metric"])
+            assert found, f"variable {variable['name']}: {variable['query']} found no values"
+            values[variable["name"]] = found[0]
+        else:
+            raise AssertionError(f"variable type {variable['type']} has no resolution in the proof")
+    return values
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root: Path = tmp_path_factory.mktemp("monitoring-proof")
+    # Seed's rate limits; short database timeouts so the frozen-database requests fail fast.
+    service = ServiceProcess(
+        root / "service", {"DB_TIMEOUT": "1", "REQUEST_TIMEOUT": "2", "HEALTH_INTERVAL": "0.5"}
+    ).start()
+    key = root / "memory_admin_key"
+    key.write_text(ADMIN_KEY)
+    prometheus = PrometheusServer(root / "prometheus", proof_config(f"127.0.0.1:{service.port}", key, SCRAPE_INTERVAL))
+    try:
+        prometheus.start()
+        wait_until(
+            lambda: any(s["value"][1] == "1" for s in prometheus.query(f'up{{job="{API_JOB}"}}')),
+            SETTLE_SECONDS,
+            f"a successful scrape of the service ({prometheus.logs()[-2000:]})",
+        )
+        traffic_start = time.time()
+        drive_traffic(service)
+        traffic_end = time.time()
+        # The last increments must be scraped twice (rates need two samples), and every rule
+        # evaluated on them.
+        wait_until(
+            lambda: bool(prometheus.query('memory_ratelimit_decisions_total{decision="refused"}')),
+            SETTLE_SECONDS,
+            "the refusals to be scraped",
+        )
+        time.sleep(3)
+        records = [rule["record"] for rule in recording_rules()]
+        wait_until(
+            lambda: all(prometheus.query(f'count({{__name__="{r}"}})') for r in records),
+            SETTLE_SECONDS,
+            "every recording rule to be evaluated",
+        )
+        ready = Stack(service, prometheus, traffic_start, traffic_end)
+        for uid, board in dashboards().items():
+            ready.variables[uid] = resolve_variables(prometheus, board)
+        yield ready
+    finally:
+        prometheus.stop()
+        service.stop()
+
+
+def test_prometheus_scrapes_the_service_with_the_admin_key(stack: Stack) -> None:
+    (up,) = stack.prometheus.query(f'up{{job="{API_JOB}"}}')
+    assert up["value"][1] == "1"
+    assert up["metric"]["instance"] == f"127.0.0.1:{stack.service.port}"
+    assert stack.prometheus.query(f'memory_build_info{{job="{API_JOB}"}}'), "scraped, but not the service's metrics"
+
+
+@pytest.mark.parametrize("rule", recording_rules(), ids=lambda r: r["record"])
+def test_recording_rule_returns_data(stack: Stack, rule: dict[str, Any]) -> None:
+    result = stack.prometheus.query(rule["expr"])
+    assert result, f"{rule['record']}: no data for {rule['expr']}"
+    assert has_finite_value(result), f"{rule['record']}: only NaN/Inf: {result}"
+    assert stack.prometheus.query(rule["record"]), f"{rule['record']} was never recorded by Prometheus"
+    assert_selectors_match(stack, rule["expr"])
+
+
+def assert_selectors_match(stack: Stack, expr: str) -> None:
+    """Each memory_* selector alone matches series: a fallback (`or 0 * ...`) hides nothing."""
+    empty = [sel for sel in memory_selectors(expr) if not stack.prometheus.query(f"count({sel})")]
+    assert not empty, f"selectors that match no series: {empty}"
+
+
+PANEL_QUERIES = [q for board in dashboards().values() for q in panel_queries(board)]
+
+
+def is_exporter_backed(query: PanelQuery) -> bool:
+    """The documented exclusion: an `Exporter: …` row of the dependencies dashboard."""
+    prefix = grafana_builder().EXPORTER_ROW_PREFIX
+    return query.dashboard == "memory-dependencies" and (query.row or "").startswith(prefix)
+
+
+def evaluate(stack: Stack, query: PanelQuery) -> list[dict[str, Any]]:
+    expr = substitute(query.expr, stack.variables[query.dashboard])
+    assert "$" not in expr, f"unresolved variable in {expr}"
+    assert "[[" not in expr, f"unresolved variable in {expr}"
+    now = time.time()
+    if query.instant:
+        return stack.prometheus.query(expr, at=now)
+    return stack.prometheus.query_range(expr, stack.traffic_start - 5, now, "1s")
+
+
+@pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if not is_exporter_backed(q)], ids=str)
+def test_dashboard_query_returns_data(stack: Stack, query: PanelQuery) -> None:
+    result = evaluate(stack, query)
+    assert result, f"{query}: no data for {substitute(query.expr, stack.variables[query.dashboard])}"
+    assert has_finite_value(result), f"{query}: only NaN/Inf over the traffic window"
+    assert_selectors_match(stack, substitute(query.expr, stack.variables[query.dashboard]))
+
+
+@pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if is_exporter_backed(q)], ids=str)
+def test_exporter_backed_query_is_valid_promql(stack: Stack, query: PanelQuery) -> None:
+    """No exporter here, so no data; but Prometheus must accept the query as written."""
+    evaluate(stack, query)  # raises PromQLError on a parse or evaluation error
+
+
+def test_exclusion_is_only_the_exporter_rows() -> None:
+    excluded = {q for q in PANEL_QUERIES if is_exporter_backed(q)}
+    assert excluded, "the dependencies dashboard lost its exporter rows"
+    assert not [q for q in excluded if re.search(r"(?<![:\w])memory_", q.expr)], "memory_* must be proven"
+    assert len(PANEL_QUERIES) - len(excluded) >= 40, "most panels are proven, not excluded"
