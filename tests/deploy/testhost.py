@@ -19,6 +19,7 @@ for debugging (and prints how to reach it), `python -m tests.deploy.testhost dow
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -142,6 +143,44 @@ def base_rootfs(logdir: Path) -> Path:
     return target
 
 
+SNAPSHOT_SKIP = {".venv", ".git", "data", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "build", "dist"}
+SNAPSHOT_SKIP_PATHS = {"ops/neo4j/target", "ops/neo4j/run", "loadtests/reports"}
+
+
+def snapshot_repo(dest: Path) -> Path:
+    """A copy of this checkout (without .git and caches; .venv linked) that `make deploy` runs from.
+
+    Other work may change the checkout while the test runs; the two converges must see one tree.
+    """
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        rel = Path(directory).relative_to(REPO)
+        return {
+            n for n in names if n in SNAPSHOT_SKIP or n.endswith(".egg-info") or str(rel / n) in SNAPSHOT_SKIP_PATHS
+        }
+
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    return dest
+
+
+def write_packages_index(repo: Path) -> None:
+    """Packages and Packages.gz of a flat repository (what dpkg-scanpackages writes, without dpkg-dev)."""
+    stanzas = []
+    for deb in sorted(repo.glob("*.deb")):
+        control = run(["dpkg-deb", "-f", deb], capture=True).stdout.rstrip("\n")
+        data = deb.read_bytes()
+        stanzas.append(
+            f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+            f"MD5sum: {hashlib.md5(data, usedforsecurity=False).hexdigest()}\n"
+            f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
+        )
+    index = "\n".join(stanzas).encode()
+    (repo / "Packages").write_bytes(index)
+    (repo / "Packages.gz").write_bytes(gzip.compress(index, 9))
+
+
 def apt_repository(base: Path, logdir: Path) -> Path:
     """A flat apt repository with PLAYBOOK_PACKAGES and their dependencies missing from base.
 
@@ -170,15 +209,7 @@ def apt_repository(base: Path, logdir: Path) -> Path:
         tmp_repo = Path(tempfile.mkdtemp(prefix="apt-repo-", dir=CACHE))
         for deb in debs:
             shutil.copy2(deb, tmp_repo / deb.name)
-        with (tmp_repo / "Packages").open("w") as packages:
-            subprocess.run(
-                ["dpkg-scanpackages", "--multiversion", "."],
-                cwd=tmp_repo,
-                stdout=packages,
-                stderr=subprocess.DEVNULL,
-                check=True,
-            )
-        run(["gzip", "-k9", tmp_repo / "Packages"])
+        write_packages_index(tmp_repo)
         shutil.rmtree(repo, ignore_errors=True)
         tmp_repo.rename(repo)
         log(f"apt repository: {len(debs)} packages")
@@ -200,7 +231,7 @@ def _builder_pip_env(builder: Path) -> dict[str, str]:
     return env
 
 
-def wheelhouse(base: Path, logdir: Path) -> Path:
+def wheelhouse(base: Path, source: Path, logdir: Path) -> Path:
     """memory-service (built from this checkout) and every dependency, as wheels for the host.
 
     Resolved by the host's own Python (bookworm's 3.11.2: environment markers such as
@@ -230,9 +261,9 @@ def wheelhouse(base: Path, logdir: Path) -> Path:
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
-        if (REPO / name).exists():
-            shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "service", src / "service", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        if (source / name).exists():
+            shutil.copy2(source / name, src / name)
+    shutil.copytree(source / "service", src / "service", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     house = builder / "wheelhouse"
     house.mkdir(exist_ok=True)
     for old in house.glob("memory_service-*.whl"):
@@ -248,7 +279,7 @@ def wheelhouse(base: Path, logdir: Path) -> Path:
 
 
 @dataclass
-class TestHost:
+class ThrowawayHost:
     """One booted test host plus its controller namespace; use as a context manager."""
 
     run_dir: Path
@@ -273,8 +304,17 @@ class TestHost:
         return self.run_dir / "rootfs"
 
     @property
+    def source(self) -> Path:
+        """The snapshot of the checkout that is built and deployed."""
+        return self.run_dir / "src"
+
+    @property
     def ssh_key(self) -> Path:
         return self.run_dir / "id_ed25519"
+
+    @property
+    def inventory(self) -> Path:
+        return self.source / TEST_INVENTORY.relative_to(REPO)
 
     @property
     def logdir(self) -> Path:
@@ -284,7 +324,7 @@ class TestHost:
     def serve_dir(self) -> Path:
         return self.run_dir / "serve"
 
-    def __enter__(self) -> TestHost:
+    def __enter__(self) -> ThrowawayHost:
         try:
             self.up()
         except BaseException:
@@ -304,7 +344,8 @@ class TestHost:
         started = time.monotonic()
         base = base_rootfs(self.logdir)
         repo = apt_repository(base, self.logdir)
-        wheels = wheelhouse(base, self.logdir)
+        source = snapshot_repo(self.source)
+        wheels = wheelhouse(base, source, self.logdir)
         log(f"caches ready in {time.monotonic() - started:.0f}s")
         self._prepare_rootfs(base)
         self._serve(repo, wheels)
@@ -442,7 +483,7 @@ class TestHost:
         started = time.monotonic()
         proc = run(
             self.in_controller(
-                ["make", "--no-print-directory", "-C", REPO, target, f"INVENTORY={TEST_INVENTORY}", *variables]
+                ["make", "--no-print-directory", "-C", self.source, target, f"INVENTORY={self.inventory}", *variables]
             ),
             check=False,
             env=self.ansible_env(),
@@ -453,12 +494,13 @@ class TestHost:
         log(f"make {target}: rc={proc.returncode} {result.recap} in {result.seconds:.0f}s (log {logfile})")
         return result
 
-    def http_get(self, url: str, timeout: float = 10) -> tuple[int, str]:
+    def http_get(self, url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str]:
         """GET from inside the controller namespace (curl-free: a short Python client)."""
         code = (
             "import sys, urllib.request, urllib.error\n"
             "try:\n"
-            f"    r = urllib.request.urlopen({url!r}, timeout={timeout})\n"
+            f"    req = urllib.request.Request({url!r}, headers={headers or {}!r})\n"
+            f"    r = urllib.request.urlopen(req, timeout={timeout})\n"
             "    print(r.status); print(r.read().decode())\n"
             "except urllib.error.HTTPError as e:\n"
             "    print(e.code); print(e.read().decode())\n"
@@ -503,6 +545,7 @@ class TestHost:
                 run(["ip", "netns", "del", ns], check=False)
         if os.environ.get("DEPLOY_TEST_KEEP_ROOTFS") != "1":
             shutil.rmtree(self.rootfs, ignore_errors=True)
+            shutil.rmtree(self.source, ignore_errors=True)
 
 
 TEST_INVENTORY = REPO / "tests/deploy/inventory/hosts.yml"
@@ -551,7 +594,7 @@ def _main(argv: list[str]) -> int:
     """`up` boots a host and leaves it running (state in CACHE/debug.json); `down` removes it."""
     state = CACHE / "debug.json"
     if argv[:1] == ["up"]:
-        host = TestHost(run_dir=CACHE / "debug-run")
+        host = ThrowawayHost(run_dir=CACHE / "debug-run")
         try:
             host.up()
         except BaseException:
@@ -561,11 +604,12 @@ def _main(argv: list[str]) -> int:
         state.write_text(json.dumps({"tag": host.tag, "run_dir": str(host.run_dir), "pids": pids}))
         print(f"ssh: {' '.join(host.in_controller(['ssh', '-i', str(host.ssh_key), f'root@{HOST_ADDR}']))}")
         print(f"deploy: {' '.join(host.in_controller(['make', 'deploy', f'INVENTORY={TEST_INVENTORY}']))}")
+        print(f"(the host was built from the snapshot {host.source})")
         print(f"env: DEPLOY_TEST_SSH_KEY={host.ssh_key}")
         return 0
     if argv[:1] == ["down"]:
         data = json.loads(state.read_text())
-        host = TestHost(run_dir=Path(data["run_dir"]), tag=data["tag"])
+        host = ThrowawayHost(run_dir=Path(data["run_dir"]), tag=data["tag"])
         # nspawn and the web server were started by `up` (another process): stop them by pid.
         for pid in data["pids"]:
             with contextlib.suppress(ProcessLookupError):

@@ -1,0 +1,213 @@
+"""`make deploy` converges a throwaway Debian bookworm host, twice, and leaves a working service.
+
+The host (tests/deploy/testhost.py) has no internet and no registry, so the inventory runs the
+stack natively (see tests/deploy/inventory/group_vars). Everything asserted here is what the
+playbook and the service did, observed from the controller's network namespace or on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.deploy.testhost import CACHE, HOST_ADDR, PlaybookRun, ThrowawayHost, log
+
+pytestmark = pytest.mark.timeout(3600)
+
+
+@dataclass
+class Deployment:
+    host: ThrowawayHost
+    first: PlaybookRun
+    second: PlaybookRun
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    if os.geteuid() != 0:
+        pytest.fail("the deploy test needs root (network namespaces, debootstrap, systemd-nspawn)")
+    run_dir = CACHE / f"run-{os.getpid()}"
+    with ThrowawayHost(run_dir=run_dir) as host:
+        first = host.make("deploy", logname="converge-1")
+        second = host.make("deploy", logname="converge-2") if first.returncode == 0 else first
+        yield Deployment(host=host, first=first, second=second)
+    summary = {
+        "converge_1_seconds": round(first.seconds, 1),
+        "converge_1_changed": first.changed,
+        "converge_2_seconds": round(second.seconds, 1),
+        "converge_2_changed": second.changed,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (run_dir / "logs/summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"summary: {summary}")
+    # Keep the logs of the last run for inspection; the rootfs copy is already gone.
+    last = CACHE / "last-run-logs"
+    shutil.rmtree(last, ignore_errors=True)
+    shutil.copytree(run_dir / "logs", last)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _tail(run: PlaybookRun, lines: int = 80) -> str:
+    return "\n".join(run.output.splitlines()[-lines:])
+
+
+def test_first_converge_succeeds(deployment: Deployment) -> None:
+    run = deployment.first
+    assert run.returncode == 0, _tail(run)
+    assert run.failed == 0
+    assert run.unreachable == 0
+    assert run.changed > 0
+
+
+def test_second_converge_changes_nothing(deployment: Deployment) -> None:
+    run = deployment.second
+    assert run.returncode == 0, _tail(run)
+    assert run.changed == 0, f"changed on the second run: {run.changed_tasks}"
+
+
+def test_health_answers_from_the_test_host(deployment: Deployment) -> None:
+    status, body = deployment.host.http_get(f"http://{HOST_ADDR}:8080/health")
+    assert status == 200, body
+    envelope = json.loads(body)
+    assert envelope["success"] is True
+    assert envelope["data"]["status"] == "ok"
+    assert envelope["data"]["dependencies"]["postgres"]["up"] is True
+    assert envelope["data"]["dependencies"]["redis"]["up"] is True
+
+
+def test_check_mode_reports_no_change(deployment: Deployment) -> None:
+    run = deployment.host.make("deploy-check", logname="deploy-check")
+    assert run.returncode == 0, _tail(run)
+    assert run.changed == 0, f"check mode would change: {run.changed_tasks}"
+
+
+def _metrics(host: ThrowawayHost, secret: str | None) -> tuple[int, str]:
+    headers = {}
+    if secret is not None:
+        key = host.ssh(f"cat /etc/memory-service/secrets/{secret}").stdout.strip()
+        headers["Authorization"] = f"Bearer {key}"
+    return host.http_get(f"http://{HOST_ADDR}:8080/v1/metrics", headers=headers)
+
+
+def test_bootstrap_admin_key_opens_the_admin_metrics(deployment: Deployment) -> None:
+    """The key the playbook created with the CLI authenticates as admin, as does the API_KEY that
+    Prometheus scrapes with; no key is refused."""
+    for secret in ("bootstrap_admin_key", "api_key"):
+        status, body = _metrics(deployment.host, secret)
+        assert status == 200, (secret, body[:300])
+    status, _ = _metrics(deployment.host, None)
+    assert status == 401
+
+
+@pytest.mark.xfail(
+    reason="service bug, reported to the lead: under `serve --workers N` (gunicorn) /v1/metrics answers 200 "
+    "with an empty body and DATA_DIR/prometheus-multiproc stays empty",
+    strict=False,
+)
+def test_metrics_under_gunicorn_carry_the_contract_families(deployment: Deployment) -> None:
+    deployment.host.http_get(f"http://{HOST_ADDR}:8080/health")
+    _, body = _metrics(deployment.host, "api_key")
+    assert "memory_http_requests_total" in body
+    assert "memory_build_info" in body
+
+
+def test_only_ssh_api_and_grafana_are_reachable(deployment: Deployment) -> None:
+    host = deployment.host
+    assert host.tcp_open(22)
+    assert host.tcp_open(8080)
+    # Redis listens (on loopback) but is neither bound outside nor allowed by the firewall.
+    assert host.ssh("redis-cli ping").stdout.strip() == "PONG"
+    assert not host.tcp_open(6379)
+    status = host.ssh("ufw status verbose").stdout
+    assert "Status: active" in status
+    assert "Default: deny (incoming)" in status
+    allowed = {line.split()[0] for line in status.splitlines() if " ALLOW IN " in line}
+    assert allowed == {"22/tcp", "8080/tcp", "3000/tcp"}
+
+
+def test_sshd_is_hardened(deployment: Deployment) -> None:
+    effective = dict(line.split(" ", 1) for line in deployment.host.ssh("sshd -T").stdout.splitlines() if " " in line)
+    assert effective["passwordauthentication"] == "no"
+    assert effective["permitrootlogin"] == "without-password"
+    assert effective["x11forwarding"] == "no"
+    assert effective["maxauthtries"] == "3"
+
+
+def test_admin_user_has_key_login_and_sudo(deployment: Deployment) -> None:
+    host = deployment.host
+    out = host.ssh("id ops; sudo -l -U ops").stdout
+    assert "(sudo)" in out
+    assert "NOPASSWD: ALL" in out
+
+
+def test_secrets_are_root_only(deployment: Deployment) -> None:
+    listing = deployment.host.ssh(
+        "stat -c '%n %a %U %G' /etc/memory-service/secrets /etc/memory-service/secrets/* "
+        "/etc/memory-service/memory-service.env"
+    ).stdout.splitlines()
+    modes = {line.split()[0]: line.split()[1:] for line in listing}
+    assert modes.pop("/etc/memory-service/secrets") == ["700", "root", "root"]
+    assert modes.pop("/etc/memory-service/memory-service.env") == ["640", "root", "memory"]
+    assert set(modes) == {
+        f"/etc/memory-service/secrets/{name}"
+        for name in ("api_key", "postgres_password", "neo4j_password", "grafana_admin_password", "bootstrap_admin_key")
+    }
+    assert all(mode == ["600", "root", "root"] for mode in modes.values()), modes
+
+
+def test_services_and_timers_are_enabled(deployment: Deployment) -> None:
+    out = deployment.host.ssh(
+        "systemctl is-enabled memory-service redis-server docker ufw memory-service-backup.timer "
+        "unattended-upgrades apt-daily-upgrade.timer systemd-timesyncd; "
+        "systemctl is-active memory-service redis-server docker memory-service-backup.timer",
+        check=False,
+    ).stdout.split()
+    assert out == ["enabled"] * 8 + ["active"] * 4, out
+
+
+def test_monitoring_configuration_is_in_place(deployment: Deployment) -> None:
+    out = deployment.host.ssh(
+        "cd /opt/memory-service && ls monitoring/prometheus/prometheus.yml monitoring/alertmanager/alertmanager.yml "
+        "monitoring/prometheus/rules/*.yml && stat -c '%a %U %G' secrets/memory_admin_key && "
+        "cmp -s secrets/memory_admin_key /etc/memory-service/secrets/api_key && echo same-key"
+    ).stdout
+    assert "monitoring/prometheus/prometheus.yml" in out
+    assert "440 root nogroup" in out
+    assert "same-key" in out
+
+
+def test_backup_then_restore_brings_back_the_backed_up_state(deployment: Deployment) -> None:
+    """`make backup`, a change after it, `make restore`: the change is gone, the service is up."""
+    host = deployment.host
+    backup = host.make("backup", logname="backup")
+    assert backup.returncode == 0, _tail(backup)
+    listing = host.ssh("ls /var/backups/memory-service/latest/").stdout.split()
+    assert "postgres.dump" in listing
+    assert "SHA256SUMS" in listing
+
+    host.ssh("memory-service-admin keys create --tenant default --role user --name after-backup --json")
+    assert "after-backup" in _key_names(host)
+
+    restore = host.make("restore", "BACKUP=latest", logname="restore")
+    assert restore.returncode == 0, _tail(restore)
+    names = _key_names(host)
+    assert "after-backup" not in names
+    assert "bootstrap" in names
+    status, _ = host.http_get(f"http://{HOST_ADDR}:8080/health")
+    assert status == 200
+
+
+def test_nightly_backup_timer_is_scheduled(deployment: Deployment) -> None:
+    out = deployment.host.ssh("systemctl show memory-service-backup.timer -p TimersCalendar").stdout
+    assert "02:30:00" in out
+
+
+def _key_names(host: ThrowawayHost) -> list[str]:
+    out = host.ssh("memory-service-admin keys list --tenant default --json").stdout.strip().splitlines()[-1]
+    return [key["name"] for key in json.loads(out)]
