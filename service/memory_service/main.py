@@ -16,7 +16,7 @@ from memory_service import __version__
 from memory_service.api import errors
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
-from memory_service.api.routes import admin, health, memories, metrics, users
+from memory_service.api.routes import admin, health, jobs, memories, metrics, users
 from memory_service.errors import StartupError
 from memory_service.observability.logging import configure_logging
 from memory_service.observability.tracing import configure_tracing
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(memories.router)
+    v1.include_router(jobs.router)
     v1.include_router(users.router)
     v1.include_router(admin.router)
     v1.include_router(health.router)

@@ -22,6 +22,8 @@ from memory_service.graph.neo4j_store import Neo4jGraphStore
 from memory_service.graph.outbox import Projector
 from memory_service.graph.service import GraphService
 from memory_service.health import HealthMonitor
+from memory_service.inference.jobs import JobQueue
+from memory_service.inference.ollama import ollama_probe
 from memory_service.observability.metrics import BUILD_INFO, STORED_MEMORIES
 from memory_service.ratelimit import RateLimiter
 from memory_service.settings import Settings
@@ -41,6 +43,7 @@ class Services:
     graph: GraphService
     neo4j: Neo4jGraphStore | None = None
     projector: Projector | None = None
+    jobs: JobQueue | None = None
     started_at: float = field(default_factory=time.monotonic)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -75,6 +78,8 @@ class Services:
         services._register_probes()
         await health.start()
         services._tasks.append(asyncio.create_task(services._count_loop(), name="stored-memories"))
+        services.jobs = JobQueue(settings, db, engine)  # asynchronous adds: JOBS_WORKERS workers
+        await services.jobs.start()
         BUILD_INFO.labels(__version__, settings.profile).set(1)
         return services
 
@@ -82,6 +87,8 @@ class Services:
         self.health.register("postgres", lambda: asyncio.to_thread(self.db.ping))
         if self.limiter.backend == "redis":
             self.health.register("redis", self.limiter.ping)
+        if self.settings.ollama_base_url:
+            self.health.register("ollama", ollama_probe(self.settings))
         if self.neo4j is not None:
             self.health.register("neo4j", lambda: asyncio.to_thread(self.neo4j.ping))  # type: ignore[union-attr]
 
@@ -107,6 +114,8 @@ class Services:
         }
 
     async def close(self) -> None:
+        if self.jobs is not None:  # first: running jobs still need the engine and the database
+            await self.jobs.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     db_pool_size: int = Field(8, ge=1, le=100)
     db_timeout: float = Field(5.0, gt=0, le=120)
+    database_transaction_pooler: bool | None = None  # None: detect (port 6543 = Supabase's pooler)
     collection_name: str = "memories"
 
     # Embeddings.
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
     ollama_num_ctx: int = Field(16384, ge=2048)
     ollama_retries: int = Field(2, ge=0, le=10)
     jobs_workers: int = Field(2, ge=1, le=64)
+    jobs_max_attempts: int = Field(3, ge=1, le=20)
+    jobs_lease_seconds: float = Field(30.0, ge=1, le=3600)
 
     # Observability.
     log_level: str = "INFO"

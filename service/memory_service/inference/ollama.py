@@ -79,7 +79,9 @@ class _DeadlineTransport(httpx.HTTPTransport):
         if deadline is not None:
             remaining = max(0.001, deadline - time.monotonic())
             current = request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool"))
-            request.extensions["timeout"] = {k: remaining if v is None else min(v, remaining) for k, v in current.items()}
+            request.extensions["timeout"] = {
+                k: remaining if v is None else min(v, remaining) for k, v in current.items()
+            }
         return super().handle_request(request)
 
 
@@ -161,8 +163,8 @@ class OllamaCaller:
                         log.warning("ollama %s failed after %d attempt(s): %s", what, attempt + 1, reason)
                         raise ServiceUnavailable(DEPENDENCY, f"{reason}; retry later") from exc
                     attempt += 1
-                    log.info("ollama %s failed (%s); retry %d of %d in %.2fs", what, describe(exc, self.timeout),
-                             attempt, self.retries, delay)  # fmt: skip
+                    reason = describe(exc, self.timeout)
+                    log.info("ollama %s failed (%s); retry %d/%d in %.2fs", what, reason, attempt, self.retries, delay)
                     time.sleep(delay)
         finally:
             OLLAMA_WAITING.reset(waiting_token)
@@ -399,10 +401,11 @@ def _available_models(client: ServiceOllamaClient, settings: Settings) -> set[st
 def require_model(client: ServiceOllamaClient, settings: Settings, model: str, variable: str) -> None:
     if _normalized(model) in _available_models(client, settings):
         return
+    made = f" (or, for a model made from a Modelfile: `ollama create {model} -f Modelfile`)"
     raise StartupError(
         f"the Ollama model '{model}' ({variable}) is not available at {settings.ollama_base_url}. The service "
-        f"never pulls models; pull it first: `ollama pull {model}` (for a model made from a Modelfile: "
-        f"`ollama create {model} -f Modelfile`; see docs/inference.md), then start the service again."
+        f"never pulls models; pull it first: `ollama pull {model}`{made if variable == 'OLLAMA_LLM_MODEL' else ''}, "
+        f"then start the service again (see docs/inference.md)."
     )
 
 

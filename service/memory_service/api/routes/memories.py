@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import JSONResponse
 
-from memory_service.api.deps import CurrentPrincipal, EngineDep, SettingsDep
+from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, SettingsDep
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.filters import parse_search_filters
+from memory_service.api.routes.jobs import JobAccepted, get_jobs, status_url
 from memory_service.api.schemas import (
     AddedMemories,
     AddMemoryRequest,
@@ -22,9 +25,9 @@ from memory_service.api.schemas import (
     UpdateMemoryRequest,
     check_sizes,
 )
-from memory_service.engine.memory_engine import Message
 from memory_service.engine.scope import Scope
 from memory_service.errors import InvalidRequest
+from memory_service.inference.jobs import run_add
 
 router = APIRouter(prefix="/memories", tags=["memories"])
 
@@ -37,27 +40,34 @@ IncludeEmbedding = Annotated[bool, Query(description="Include each memory's embe
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add new memory",
-    responses=error_responses(401, 403, 413, 429),
+    response_model=Envelope[AddedMemories],
+    responses={
+        **error_responses(401, 403, 413, 429),
+        202: {"model": Envelope[JobAccepted], "description": "async=true: queued; poll `status_url`"},
+    },
 )
 async def add_memory(
-    body: AddMemoryRequest, principal: CurrentPrincipal, engine: EngineDep, settings: SettingsDep
-) -> Envelope[AddedMemories]:
+    body: AddMemoryRequest,
+    principal: CurrentPrincipal,
+    engine: EngineDep,
+    settings: SettingsDep,
+    services: ServicesDep,
+    run_async: Annotated[
+        bool, Query(alias="async", description="Queue the add and answer 202 with a job id (inference takes seconds)")
+    ] = False,
+) -> Envelope[AddedMemories] | JSONResponse:
     check_sizes(settings.max_memory_size, [m.content for m in body.messages], body.metadata)
     if not any(m.role == "user" for m in body.messages):
         raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
-    scope = Scope(principal.tenant, body.user_id or settings.default_user_id, body.agent_id, body.run_id)
-    result = await engine.add(
-        scope,
-        [Message(m.role, m.content, m.name) for m in body.messages],
-        dict(body.metadata or {}),
-        body.infer,
-    )
-    memories = [MemoryOut.of(r) for r in result.memories]
-    noun = "memory" if len(memories) == 1 else "memories"
-    return ok(
-        AddedMemories(memories=memories, count=len(memories), inference=result.inference),
-        f"{len(memories)} {noun} stored",
-    )
+    if run_async:  # validated exactly as above; the job runs the same add (inference/jobs.py)
+        jobs = get_jobs(services)
+        job = await asyncio.to_thread(jobs.submit, principal.tenant, body)
+        jobs.wake()
+        accepted = ok(JobAccepted(job_id=job.id, state="queued", status_url=status_url(job.id)), "Add queued")
+        return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": status_url(job.id)})
+    added = await run_add(engine, settings, principal.tenant, body)
+    noun = "memory" if added.count == 1 else "memories"
+    return ok(added, f"{added.count} {noun} stored")
 
 
 @router.get("/search", summary="Search memories", responses=error_responses(401, 429))

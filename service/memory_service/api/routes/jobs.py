@@ -1,0 +1,78 @@
+"""Jobs: the state and outcome of an asynchronous add (`POST /v1/memories?async=true`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from memory_service.api.deps import CurrentPrincipal, ServicesDep
+from memory_service.api.envelope import Envelope, ErrorBody, error_responses, ok
+from memory_service.api.schemas import AddedMemories
+from memory_service.errors import ServiceUnavailable
+from memory_service.inference.jobs import Job, JobQueue
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+def status_url(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    state: JobState = Field(examples=["queued"])
+    status_url: str = Field(examples=["/v1/jobs/9b2f7c1e-0d4a-4c55-8e0b-1f2a3b4c5d6e"])
+
+
+class JobOut(BaseModel):
+    job_id: str
+    kind: Literal["add"]
+    state: JobState
+    attempts: int = Field(description="Attempts started so far (a job whose backend is down is retried)")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    status_url: str
+    result: AddedMemories | None = Field(description="When succeeded: what the synchronous add returns")
+    error: ErrorBody | None = Field(
+        description="When failed (or queued for a retry): the error, as the envelope shows it"
+    )
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+        return cls(
+            job_id=job.id,
+            kind="add",
+            state=job.state,  # type: ignore[arg-type]
+            attempts=job.attempts,
+            created_at=when(job.created_at) or "",
+            started_at=when(job.started_at),
+            finished_at=when(job.finished_at),
+            status_url=status_url(job.id),
+            result=AddedMemories.model_validate(job.result) if job.result is not None else None,
+            error=ErrorBody.model_validate(job.error) if job.error is not None else None,
+        )
+
+
+def get_jobs(services: ServicesDep) -> JobQueue:
+    if services.jobs is None:
+        raise ServiceUnavailable("jobs", "asynchronous jobs are not running in this process")
+    return services.jobs
+
+
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+
+
+@router.get("/{job_id}", summary="State and result of an asynchronous add", responses=error_responses(401, 404, 429))
+async def get_job(job_id: str, principal: CurrentPrincipal, jobs: JobsDep) -> Envelope[JobOut]:
+    job = await asyncio.to_thread(jobs.get, principal.tenant, job_id)
+    return ok(JobOut.of(job), f"Job {job.state}")
