@@ -15,6 +15,10 @@ Then, against Prometheus' HTTP API:
 - in both, every memory_* selector matches series on its own, so a `(errors or 0 * total)`
   fallback cannot hide a misspelt metric or label value.
 
+Twice: on `memory-service serve` (one uvicorn process, the development path, one test per
+rule and per query) and on `serve --workers 2` with Redis (gunicorn and multiprocess metrics,
+what docker-compose.prod.yml runs; one test collecting every problem).
+
 One narrow exclusion: panels in the dependencies dashboard's `Exporter: …` rows read the node,
 redis and postgres exporters, which this test cannot run. They must still evaluate without a
 PromQL error; tests/unit/test_monitoring_dashboards.py keeps every memory_* query out of them.
@@ -51,6 +55,7 @@ from tests.support.prometheus import (
     recording_rules,
     substitute,
 )
+from tests.support.redis import RedisServer
 from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -162,22 +167,32 @@ def resolve_variables(prometheus: PrometheusServer, board: dict[str, Any]) -> di
     return values
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root: Path = tmp_path_factory.mktemp("monitoring-proof")
+@contextmanager
+def proof_stack(root: Path, workers: int = 1) -> Iterator[Stack]:
+    """Service (+ Redis for several workers), Prometheus scraping it, traffic driven and scraped."""
     # Seed's rate limits; short database timeouts so the frozen-database requests fail fast.
-    service = ServiceProcess(
-        root / "service", {"DB_TIMEOUT": "1", "REQUEST_TIMEOUT": "2", "HEALTH_INTERVAL": "0.5"}
-    ).start()
+    env = {"DB_TIMEOUT": "1", "REQUEST_TIMEOUT": "2", "HEALTH_INTERVAL": "0.5"}
+    redis = RedisServer(root / "redis").start() if workers > 1 else None
+    if redis is not None:
+        env["RATE_LIMIT_STORAGE_URI"] = redis.url  # shared limits across workers, as in production
+    service = ServiceProcess(root / "service", env, workers=workers)
     key = root / "memory_admin_key"
     key.write_text(ADMIN_KEY)
-    prometheus = PrometheusServer(root / "prometheus", proof_config(f"127.0.0.1:{service.port}", key, SCRAPE_INTERVAL))
+    prometheus: PrometheusServer | None = None
     try:
-        prometheus.start()
+        service.start()
+        prometheus = PrometheusServer(
+            root / "prometheus", proof_config(f"127.0.0.1:{service.port}", key, SCRAPE_INTERVAL)
+        ).start()
         wait_until(
             lambda: any(s["value"][1] == "1" for s in prometheus.query(f'up{{job="{API_JOB}"}}')),
             SETTLE_SECONDS,
             f"a successful scrape of the service ({prometheus.logs()[-2000:]})",
+        )
+        wait_until(
+            lambda: bool(prometheus.query(f'memory_build_info{{job="{API_JOB}"}}')),
+            10,
+            "memory_build_info in the scrape: /v1/metrics answers but exposes no memory_* series",
         )
         traffic_start = time.time()
         drive_traffic(service)
@@ -201,30 +216,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ready.variables[uid] = resolve_variables(prometheus, board)
         yield ready
     finally:
-        prometheus.stop()
+        if prometheus is not None:
+            prometheus.stop()
         service.stop()
+        if redis is not None:
+            redis.stop()
 
 
-def test_prometheus_scrapes_the_service_with_the_admin_key(stack: Stack) -> None:
-    (up,) = stack.prometheus.query(f'up{{job="{API_JOB}"}}')
-    assert up["value"][1] == "1"
-    assert up["metric"]["instance"] == f"127.0.0.1:{stack.service.port}"
-    assert stack.prometheus.query(f'memory_build_info{{job="{API_JOB}"}}'), "scraped, but not the service's metrics"
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`memory-service serve` as one uvicorn process: the development path."""
+    with proof_stack(tmp_path_factory.mktemp("monitoring-proof")) as ready:
+        yield ready
 
 
-@pytest.mark.parametrize("rule", recording_rules(), ids=lambda r: r["record"])
-def test_recording_rule_returns_data(stack: Stack, rule: dict[str, Any]) -> None:
+def rule_problems(stack: Stack, rule: dict[str, Any]) -> list[str]:
     result = stack.prometheus.query(rule["expr"])
-    assert result, f"{rule['record']}: no data for {rule['expr']}"
-    assert has_finite_value(result), f"{rule['record']}: only NaN/Inf: {result}"
-    assert stack.prometheus.query(rule["record"]), f"{rule['record']} was never recorded by Prometheus"
-    assert_selectors_match(stack, rule["expr"])
+    if not result:
+        return [f"{rule['record']}: no data"]
+    problems = [] if has_finite_value(result) else [f"{rule['record']}: only NaN/Inf: {result}"]
+    if not stack.prometheus.query(rule["record"]):
+        problems.append(f"{rule['record']}: never recorded by Prometheus")
+    return problems + selector_problems(stack, rule["record"], rule["expr"])
 
 
-def assert_selectors_match(stack: Stack, expr: str) -> None:
+def selector_problems(stack: Stack, what: str, expr: str) -> list[str]:
     """Each memory_* selector alone matches series: a fallback (`or 0 * ...`) hides nothing."""
     empty = [sel for sel in memory_selectors(expr) if not stack.prometheus.query(f"count({sel})")]
-    assert not empty, f"selectors that match no series: {empty}"
+    return [f"{what}: selectors that match no series: {empty}"] if empty else []
 
 
 PANEL_QUERIES = [q for board in dashboards().values() for q in panel_queries(board)]
@@ -236,22 +255,40 @@ def is_exporter_backed(query: PanelQuery) -> bool:
     return query.dashboard == "memory-dependencies" and (query.row or "").startswith(prefix)
 
 
-def evaluate(stack: Stack, query: PanelQuery) -> list[dict[str, Any]]:
+def evaluate(stack: Stack, query: PanelQuery) -> tuple[str, list[dict[str, Any]]]:
+    """The query as Grafana would send it, over the traffic window (or at the end, if instant)."""
     expr = substitute(query.expr, stack.variables[query.dashboard])
     assert "$" not in expr, f"unresolved variable in {expr}"
     assert "[[" not in expr, f"unresolved variable in {expr}"
     now = time.time()
     if query.instant:
-        return stack.prometheus.query(expr, at=now)
-    return stack.prometheus.query_range(expr, stack.traffic_start - 5, now, "1s")
+        return expr, stack.prometheus.query(expr, at=now)
+    return expr, stack.prometheus.query_range(expr, stack.traffic_start - 5, now, "1s")
+
+
+def query_problems(stack: Stack, query: PanelQuery) -> list[str]:
+    expr, result = evaluate(stack, query)
+    if not result:
+        return [f"{query}: no data for {expr}"]
+    problems = [] if has_finite_value(result) else [f"{query}: only NaN/Inf over the traffic window"]
+    return problems + selector_problems(stack, str(query), expr)
+
+
+def test_prometheus_scrapes_the_service_with_the_admin_key(stack: Stack) -> None:
+    (up,) = stack.prometheus.query(f'up{{job="{API_JOB}"}}')
+    assert up["value"][1] == "1"
+    assert up["metric"]["instance"] == f"127.0.0.1:{stack.service.port}"
+    assert stack.prometheus.query(f'memory_build_info{{job="{API_JOB}"}}'), "scraped, but not the service's metrics"
+
+
+@pytest.mark.parametrize("rule", recording_rules(), ids=lambda r: r["record"])
+def test_recording_rule_returns_data(stack: Stack, rule: dict[str, Any]) -> None:
+    assert not rule_problems(stack, rule)
 
 
 @pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if not is_exporter_backed(q)], ids=str)
 def test_dashboard_query_returns_data(stack: Stack, query: PanelQuery) -> None:
-    result = evaluate(stack, query)
-    assert result, f"{query}: no data for {substitute(query.expr, stack.variables[query.dashboard])}"
-    assert has_finite_value(result), f"{query}: only NaN/Inf over the traffic window"
-    assert_selectors_match(stack, substitute(query.expr, stack.variables[query.dashboard]))
+    assert not query_problems(stack, query)
 
 
 @pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if is_exporter_backed(q)], ids=str)
@@ -265,3 +302,14 @@ def test_exclusion_is_only_the_exporter_rows() -> None:
     assert excluded, "the dependencies dashboard lost its exporter rows"
     assert not [q for q in excluded if re.search(r"(?<![:\w])memory_", q.expr)], "memory_* must be proven"
     assert len(PANEL_QUERIES) - len(excluded) >= 40, "most panels are proven, not excluded"
+
+
+def test_production_serving_path(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same proof on what the compose stack runs: gunicorn workers (multiprocess metrics), Redis.
+
+    One test collecting every problem: the fine-grained tests above already name single queries.
+    """
+    with proof_stack(tmp_path_factory.mktemp("monitoring-proof-workers"), workers=2) as stack:
+        problems = [p for rule in recording_rules() for p in rule_problems(stack, rule)]
+        problems += [p for q in PANEL_QUERIES if not is_exporter_backed(q) for p in query_problems(stack, q)]
+    assert not problems, "\n".join(problems)
