@@ -206,3 +206,16 @@ def test_make_help_lists_every_deploy_target() -> None:
     proc = _run(["make", "--no-print-directory", "help"])
     listed = {line.split()[0] for line in re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines() if line.strip()}
     assert set(targets) <= listed
+
+
+def test_grafana_provisioning_matches_the_compose_mounts(compose_config: dict[str, Any]) -> None:
+    """ops/grafana's dashboard provider and data source point where the compose stack puts things."""
+    grafana = compose_config["services"]["grafana"]
+    targets = {volume["target"] for volume in grafana["volumes"]}
+    providers = _yaml(REPO / "ops/grafana/provisioning/dashboards/memory-service.yml")["providers"]
+    assert {p["options"]["path"] for p in providers} <= targets
+    assert "/etc/grafana/provisioning" in targets
+    datasources = _yaml(REPO / "ops/grafana/provisioning/datasources/prometheus.yml")["datasources"]
+    host = {ds["url"].split("//")[1].split(":")[0] for ds in datasources}
+    assert host <= set(compose_config["services"])
+    assert set(grafana["networks"]) >= set(compose_config["services"]["prometheus"]["networks"])

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,7 +276,28 @@ def wheelhouse(base: Path, source: Path, logdir: Path) -> Path:
         logfile=logdir / "wheelhouse.log",
         timeout=1800,
     )
+    # A second release of the same code, so that an upgrade and `make rollback` have somewhere to go.
+    pyproject = src / "pyproject.toml"
+    version = project_version(source)
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace(f'version = "{version}"', f'version = "{next_version(version)}"', 1))
+    run(
+        ["chroot", builder, pip, "wheel", "--no-deps", "-q", "--wheel-dir", "/wheelhouse", "/src"],
+        env=_builder_pip_env(builder),
+        logfile=logdir / "wheelhouse.log",
+        timeout=600,
+    )
     return house
+
+
+def project_version(source: Path) -> str:
+    version: str = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    return version
+
+
+def next_version(version: str) -> str:
+    """The release the upgrade test moves to: a post-release of the checkout's version."""
+    return f"{version}.post1"
 
 
 @dataclass
@@ -471,6 +493,7 @@ class ThrowawayHost:
             "DEPLOY_TEST_SSH_KEY": str(self.ssh_key),
             "DEPLOY_TEST_HOST_ADDR": HOST_ADDR,
             "DEPLOY_TEST_PACKAGES_URL": f"http://{CONTROLLER_ADDR}:{HTTP_PORT}",
+            "DEPLOY_TEST_VERSION": project_version(self.source),
             "ANSIBLE_HOST_KEY_CHECKING": "False",
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
