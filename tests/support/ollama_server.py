@@ -427,15 +427,16 @@ class FakeOllama:
 
 # -- helpers for the inference tests -----------------------------------------------------------
 
-# OLLAMA_TEST_URL=http://host:11434 runs the suite against a real Ollama (behind the fault proxy).
-UPSTREAM = os.environ.get("OLLAMA_TEST_URL") or None
+# OLLAMA_TEST_URL (or OLLAMA_BASE_URL) = http://host:11434 runs the suite against a real Ollama,
+# behind the fault proxy. The service under test never sees these: it is given the proxy's URL.
+UPSTREAM = os.environ.get("OLLAMA_TEST_URL") or os.environ.get("OLLAMA_BASE_URL") or None
 REAL = UPSTREAM is not None
 TEST_LLM_MODEL = os.environ.get("OLLAMA_TEST_LLM_MODEL", LLM_MODEL)
 TEST_EMBED_MODEL = os.environ.get("OLLAMA_TEST_EMBED_MODEL", EMBED_MODEL)
 TEST_EMBED_DIMS = int(os.environ.get("OLLAMA_TEST_EMBED_DIMS", str(DIMS)))
 # A real model needs seconds to minutes per extraction (CPU); the fake answers in milliseconds.
 TEST_TIMEOUT = float(os.environ.get("OLLAMA_TEST_TIMEOUT", "300" if REAL else "3"))
-NEEDS_FAKE = "needs the deterministic fake Ollama (OLLAMA_TEST_URL points at a real one)"
+NEEDS_FAKE = "needs the deterministic fake Ollama (OLLAMA_TEST_URL or OLLAMA_BASE_URL points at a real one)"
 
 
 def start_ollama() -> FakeOllama:
