@@ -44,8 +44,9 @@ def serve(
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default GUNICORN_WORKERS or 1)")] = None,
 ) -> None:
     """Serve the API: uvicorn for one worker, gunicorn + uvicorn workers for several."""
+    # Nothing here may import prometheus_client (metrics, ratelimit, main) before
+    # PROMETHEUS_MULTIPROC_DIR is set: the client decides at import whether to write per-process files.
     from memory_service.errors import StartupError
-    from memory_service.ratelimit import is_process_local
     from memory_service.settings import Settings
 
     try:
@@ -55,7 +56,7 @@ def serve(
     host = host or settings.api_host
     port = port or settings.api_port
     workers = workers or int(os.environ.get("GUNICORN_WORKERS", "1"))
-    if workers > 1 and is_process_local(settings.rate_limit_storage_uri):
+    if workers > 1 and settings.rate_limit_process_local:
         raise _fail(
             f"--workers {workers} with RATE_LIMIT_STORAGE_URI={settings.rate_limit_storage_uri} would give every "
             "worker its own counters and multiply each rate limit by the number of workers. Use Redis "
@@ -96,6 +97,7 @@ def _serve_gunicorn(host: str, port: int, workers: int, settings: object) -> Non
     from memory_service.settings import Settings
 
     assert isinstance(settings, Settings)
+    assert "prometheus_client" not in sys.modules, "PROMETHEUS_MULTIPROC_DIR must be set before the import"
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prepare_multiprocess_dir(settings.data_dir))
     embedded: EmbeddedPostgres | None = None
     if settings.embedded_database and EMBEDDED_URI_ENV not in os.environ:

@@ -67,7 +67,7 @@ def async_storage_uri(uri: str) -> str:
 
 
 def is_process_local(uri: str) -> bool:
-    return async_storage_uri(uri).startswith("async+memory")
+    return async_storage_uri(uri).startswith("async+memory")  # Settings.rate_limit_process_local agrees
 
 
 def _storage(settings: Settings) -> Storage:

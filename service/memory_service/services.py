@@ -24,7 +24,7 @@ from memory_service.graph.service import GraphService
 from memory_service.health import HealthMonitor
 from memory_service.inference.jobs import JobQueue
 from memory_service.inference.ollama import ollama_probe
-from memory_service.observability.metrics import BUILD_INFO, STORED_MEMORIES
+from memory_service.observability.metrics import BUILD_INFO, STORED_MEMORIES, initialise_label_sets
 from memory_service.ratelimit import RateLimiter
 from memory_service.settings import Settings
 
@@ -81,6 +81,7 @@ class Services:
         services.jobs = JobQueue(settings, db, engine)  # asynchronous adds: JOBS_WORKERS workers
         await services.jobs.start()
         BUILD_INFO.labels(__version__, settings.profile).set(1)
+        initialise_label_sets()
         return services
 
     def _register_probes(self) -> None:

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         return "embedded" if self.embedded_database else "production"
 
     @property
+    def rate_limit_process_local(self) -> bool:
+        """memory:// counts per process: several workers would each admit the full limit."""
+        return self.rate_limit_storage_uri.removeprefix("async+").startswith("memory")
+
+    @property
     def inference_enabled(self) -> bool:
         return self.ollama_base_url is not None
 

@@ -1,5 +1,8 @@
 """Typed dependencies: the services, the caller (key -> tenant, role), rate limits, roles.
 
+All of them are `async def`: FastAPI runs a plain `def` dependency on its thread pool, which
+would cost a thread hop per dependency per request for what are attribute reads.
+
 Routes declare what they need with these Annotated aliases; the order is fixed here: a request
 is authenticated, then rate-limited per key (an unknown key is limited per client address
 before it gets its 401), then checked for its role.
@@ -24,18 +27,18 @@ from memory_service.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_engine(services: ServicesDep) -> MemoryEngine:
+async def get_engine(services: ServicesDep) -> MemoryEngine:
     return services.engine
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
@@ -93,7 +96,7 @@ async def rate_limited(request: Request, services: ServicesDep, principal: Authe
 CurrentPrincipal = Annotated[Principal, Depends(rate_limited)]
 
 
-def require_admin(principal: CurrentPrincipal) -> Principal:
+async def require_admin(principal: CurrentPrincipal) -> Principal:
     if not principal.is_admin:
         AUTH_FAILURES.labels("forbidden").inc()
         raise Forbidden("This operation needs an admin key")
@@ -103,7 +106,7 @@ def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 
-def require_admin_unlimited(principal: AuthenticatedDep) -> Principal:
+async def require_admin_unlimited(principal: AuthenticatedDep) -> Principal:
     """Admin without the rate limit: for scrapers of /v1/metrics."""
     if not principal.is_admin:
         AUTH_FAILURES.labels("forbidden").inc()

@@ -35,6 +35,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full template (with the /v1 prefix of an included router), or a
+    fixed label for unmatched paths: metric labels never carry ids or raw paths."""
+    route: Any = scope.get("route")
+    path: str | None = getattr(route, "path", None)
+    if not path:
+        return UNMATCHED_ROUTE
+    rendered = path
+    for name, value in (scope.get("path_params") or {}).items():
+        rendered = re.sub(r"\{" + re.escape(name) + r"(:[^}]*)?\}", lambda _m, v=str(value): v, rendered)
+    request_path = scope.get("path", "")
+    prefix = request_path[: -len(rendered)] if rendered and request_path.endswith(rendered) else ""
+    return prefix + path if prefix in ("", "/v1") else path
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -106,8 +121,7 @@ class RequestContextMiddleware:
 
     @staticmethod
     def _record(scope: Scope, status: int, duration: float) -> None:
-        route: Any = scope.get("route")
-        template = getattr(route, "path", None) or UNMATCHED_ROUTE
+        template = route_template(scope)
         method = scope.get("method", "GET")
         HTTP_REQUESTS.labels(template, method, str(status)).inc()
         HTTP_DURATION.labels(template, method).observe(duration)

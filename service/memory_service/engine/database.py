@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -79,6 +80,17 @@ def _with_connect_timeout(conninfo: str, timeout: float) -> str:
     return psycopg.conninfo.make_conninfo(conninfo, connect_timeout=seconds)
 
 
+TRANSACTION_POOLER_PORT = "6543"  # Supabase's transaction pooler (Supavisor) listens here
+IDLE_CHECK_SECONDS = 5.0
+
+
+def behind_transaction_pooler(conninfo: str, setting: bool | None) -> bool:
+    """Explicit DATABASE_TRANSACTION_POOLER wins; otherwise Supabase's pooler port says so."""
+    if setting is not None:
+        return setting
+    return str(psycopg.conninfo.conninfo_to_dict(conninfo).get("port", "")) == TRANSACTION_POOLER_PORT
+
+
 class Database:
     """Connection pool plus the embedded server when no DATABASE_URL is set."""
 
@@ -86,6 +98,8 @@ class Database:
         self.settings = settings
         self.timeout = settings.db_timeout
         self._statement_timeout = f"{int(settings.db_timeout * 1000)}ms"
+        self._returned_at: dict[int, float] = {}
+        self.per_transaction_settings = True
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
 
@@ -105,13 +119,21 @@ class Database:
 
     def open(self, *, wait: bool = True) -> None:
         conninfo = _with_connect_timeout(self.conninfo(), self.timeout)
+        # A transaction pooler hands each transaction to any server connection, so session settings
+        # do not stick: there they are set per transaction (one more round trip). A direct
+        # connection gets them once, as startup options, for free.
+        self.per_transaction_settings = behind_transaction_pooler(conninfo, self.settings.database_transaction_pooler)
+        kwargs: dict[str, Any] = {"prepare_threshold": None, "application_name": "memory-service"}
+        if not self.per_transaction_settings:
+            kwargs["options"] = f"-c statement_timeout={self._statement_timeout} -c hnsw.iterative_scan=relaxed_order"
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
             max_size=self.settings.db_pool_size,
             timeout=self.timeout,
-            kwargs={"prepare_threshold": None, "application_name": "memory-service"},
-            check=ConnectionPool.check_connection,
+            kwargs=kwargs,
+            check=self._check_if_idle,
+            reset=self._stamp,
             reconnect_timeout=0,
             name="memory-service",
             open=False,
@@ -132,18 +154,29 @@ class Database:
             self._embedded.stop()
             self._embedded = None
 
+    def _stamp(self, conn: psycopg.Connection[Any]) -> None:
+        self._returned_at[id(conn)] = time.monotonic()
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """Probe a connection that sat idle (the server may have restarted); busy ones go straight out."""
+        if time.monotonic() - self._returned_at.get(id(conn), 0.0) > IDLE_CHECK_SECONDS:
+            ConnectionPool.check_connection(conn)
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; database failures become 503 SERVICE_UNAVAILABLE (postgres)."""
+        """A pooled connection; database failures become 503 SERVICE_UNAVAILABLE (postgres).
+
+        The statement timeout bounds every query; the iterative HNSW scan keeps filtered
+        searches from returning fewer rows than asked (pgvector >= 0.8).
+        """
         try:
             with self.pool.connection(timeout=self.timeout) as conn:
-                # Per transaction, so it holds behind a transaction pooler too. The iterative HNSW
-                # scan keeps filtered searches from returning fewer rows than asked (pgvector >= 0.8).
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true),"
-                    " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                    (self._statement_timeout,),
-                )
+                if self.per_transaction_settings:
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true),"
+                        " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                        (self._statement_timeout,),
+                    )
                 _raise_if_cancelled()
                 yield conn
                 _raise_if_cancelled()  # raising here makes the pool roll back instead of commit

@@ -206,17 +206,23 @@ class MemoryEngine:
             }
             if infer:
                 return await self._add_inferred(scope, messages, base, given_entities)
-            ids = await self._run(self._add_as_given, scope, messages, base, given_entities, user_key=scope.user_key)
-            records = await self._run(lambda: self.table.fetch(ids))
+            records = await self._run(
+                self._store_messages, scope, messages, base, given_entities, user_key=scope.user_key
+            )
             self.after_write()
-            return AddResult([records[i] for i in ids if i in records], "none")
+            return AddResult(records, "none")
 
-    def _add_as_given(self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]) -> list[str]:
-        ids: list[str] = []
+    def _store_messages(
+        self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
+    ) -> list[MemoryRecord]:
+        """Each user message becomes one memory, as given. The creation time is set here (mem0
+        keeps a given `created_at`), so the stored payload is known without reading it back."""
+        records: list[MemoryRecord] = []
         for message in messages:
             if message.role != "user":
                 continue
-            metadata = {**base, **self._entity_fields(message.content, given)}
+            created_at = datetime.now(UTC).isoformat()
+            metadata = {**base, **self._entity_fields(message.content, given), "created_at": created_at}
             entry: dict[str, str] = {"role": "user", "content": message.content}
             if message.name:
                 entry["name"] = message.name
@@ -228,8 +234,19 @@ class MemoryEngine:
                 metadata=metadata,
                 infer=False,
             )
-            ids.extend(str(r["id"]) for r in result.get("results", []))
-        return ids
+            payload = {
+                **metadata,
+                "data": message.content,
+                "user_id": scope.user_key,
+                "agent_id": scope.agent_id,
+                "run_id": scope.run_id,
+                "updated_at": created_at,
+            }
+            records.extend(MemoryRecord.from_payload(str(r["id"]), payload) for r in result.get("results", []))
+        return records
+
+    def _add_as_given(self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]) -> list[str]:
+        return [record.id for record in self._store_messages(scope, messages, base, given)]
 
     async def _add_inferred(
         self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]

@@ -100,3 +100,16 @@ def mark_process_dead(pid: int) -> None:
     """Called by gunicorn when a worker exits, so its live gauges stop counting."""
     if multiprocess_dir():
         _multiprocess.mark_process_dead(pid)
+
+
+def initialise_label_sets() -> None:
+    """Create the known label combinations at 0, so the first refusal, failure or error after a
+    start is an increase that rate() sees, not a series appearing out of nowhere."""
+    for decision in ("allowed", "refused", "fail_open", "fail_closed"):
+        for scope in ("key", "address"):
+            RATELIMIT_DECISIONS.labels(decision, scope)
+    for reason in ("missing", "invalid", "forbidden"):
+        AUTH_FAILURES.labels(reason)
+    for operation in ("add", "search", "get", "list", "update", "delete", "erase", "history", "stats"):
+        for outcome in ("success", "not_found", "invalid", "error", "unavailable"):
+            OPERATIONS.labels(operation, outcome)

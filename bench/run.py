@@ -1,0 +1,252 @@
+"""`make bench`: latency and throughput of the real service, printed as JSON on stdout.
+
+What it measures, in one run on one machine (so ratios are comparable, absolute figures are not):
+- add: single-message POST /v1/memories, sequential, p50/p95 (ms), at 1k and 10k stored memories;
+- search: GET /v1/memories/search (limit 10), sequential p50/p95, and searches per second with
+  BENCH_CLIENTS concurrent clients for BENCH_SECONDS, at 1k and 10k memories;
+- the same search and add through a server built the way mem0's own server is
+  (bench/mem0_server_baseline.py), on the same Postgres and embedder, at 1k memories;
+- the rate limiter's added latency per request (its `check`), memory:// and a real Redis.
+The client runs on the same 2 cores as the server: throughput figures include that contention.
+Progress goes to stderr; stdout is one JSON document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.redis import RedisServer  # noqa: E402
+from tests.support.server import ServiceProcess, embedded_conninfo, free_port  # noqa: E402
+
+USERS = 10
+SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
+QUERIES = [f"what do I know about {t}" for t in TOPICS] + ["favourite places", "plans for the weekend"]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def summary(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+        "mean_ms": round(statistics.fmean(ordered), 2),
+        "n": len(ordered),
+    }
+
+
+def timed(call: Callable[[], httpx.Response], expect: int) -> float:
+    started = time.perf_counter()
+    response = call()
+    elapsed = (time.perf_counter() - started) * 1000
+    assert response.status_code == expect, response.text
+    return elapsed
+
+
+def seed(url: str, headers: dict[str, str], total: int, start: int = 0) -> None:
+    """Store memories 100 per request (each user message becomes one memory)."""
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        for offset in range(start, start + total, 100):
+            user = (offset // 100) % USERS
+            messages = [
+                {"role": "user", "content": f"Note {i} about {TOPICS[i % 10]}: day {i // 10} of user {user}"}
+                for i in range(offset, offset + 100)
+            ]
+            response = client.post("/v1/memories", json={"messages": messages, "user_id": f"user-{user}"})
+            assert response.status_code == 201, response.text
+
+
+def throughput(make_call: Callable[[httpx.Client, int], httpx.Response], url: str, headers: dict[str, str]) -> float:
+    """Requests per second with CLIENTS concurrent clients for SECONDS."""
+    stop = time.monotonic() + SECONDS
+    counts = [0] * CLIENTS
+
+    def worker(index: int) -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            i = index
+            while time.monotonic() < stop:
+                response = make_call(client, i)
+                assert response.status_code == 200, response.text
+                counts[index] += 1
+                i += CLIENTS
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CLIENTS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return round(sum(counts) / (time.monotonic() - started), 1)
+
+
+class Target:
+    """One server under test: how to add and search on it."""
+
+    def __init__(self, name: str, url: str, headers: dict[str, str], add_path: str, add_status: int) -> None:
+        self.name, self.url, self.headers = name, url, headers
+        self.add_path, self.add_status = add_path, add_status
+
+    def add(self, client: httpx.Client, i: int) -> httpx.Response:
+        body = {"messages": [{"role": "user", "content": f"bench add {i} about hiking"}], "user_id": "adder"}
+        return client.post(self.add_path, json=body)
+
+    def search(self, client: httpx.Client, i: int) -> httpx.Response:
+        query, user = QUERIES[i % len(QUERIES)], f"user-{i % USERS}"
+        if self.name == "service":
+            return client.get("/v1/memories/search", params={"query": query, "user_id": user, "limit": 10})
+        return client.post("/search", json={"query": query, "user_id": user})
+
+
+def measure(targets: list[Target]) -> dict[str, dict[str, Any]]:
+    """Interleave the targets request by request (and window by window for throughput), so a
+    change in machine load hits all of them alike and their ratio stays meaningful."""
+    adds: dict[str, list[float]] = {t.name: [] for t in targets}
+    searches: dict[str, list[float]] = {t.name: [] for t in targets}
+    clients = {t.name: httpx.Client(base_url=t.url, headers=t.headers, timeout=60) for t in targets}
+    try:
+        for i in range(SAMPLES):
+            for t in targets:
+                adds[t.name].append(timed(lambda t=t, i=i: t.add(clients[t.name], i), t.add_status))
+                searches[t.name].append(timed(lambda t=t, i=i: t.search(clients[t.name], i), 200))
+    finally:
+        for client in clients.values():
+            client.close()
+    rates: dict[str, list[float]] = {t.name: [] for t in targets}
+    for _ in range(3):
+        for t in targets:
+            rates[t.name].append(throughput(t.search, t.url, t.headers))
+    return {
+        t.name: {
+            "add": summary(adds[t.name]),
+            "search": summary(searches[t.name]),
+            "search_per_second": statistics.median(rates[t.name]),
+            "search_per_second_windows": rates[t.name],
+        }
+        for t in targets
+    }
+
+
+def start_baseline(data_dir: Path, uri: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log("starting the mem0-server-pattern baseline")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench/mem0_server_baseline.py"), str(port), uri, str(data_dir / "history.db")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(data_dir / "baseline.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(f"{url}/docs", timeout=1)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, (data_dir / "baseline.log").read_text()
+            time.sleep(0.3)
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for offset in range(0, 1000, 100):
+            user = (offset // 100) % USERS
+            messages = [
+                {"role": "user", "content": f"Note {i} about {TOPICS[i % 10]}: day {i // 10} of user {user}"}
+                for i in range(offset, offset + 100)
+            ]
+            response = client.post("/memories", json={"messages": messages, "user_id": f"user-{user}"})
+            assert response.status_code == 200, response.text
+    return process, url
+
+
+async def limiter_overhead(storage_uri: str) -> dict[str, float]:
+    from memory_service.ratelimit import RateLimiter
+    from memory_service.settings import Settings
+
+    limiter = RateLimiter(
+        Settings(rate_limit_storage_uri=storage_uri, rate_limit_per_minute=10**9, rate_limit_burst=10**9)
+    )
+    samples = []
+    for i in range(2000):
+        started = time.perf_counter()
+        await limiter.check(f"bench-key-{i % 50}", "key")
+        samples.append((time.perf_counter() - started) * 1000)
+    return summary(samples[100:])  # without the first connection's set-up
+
+
+def main() -> int:
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+        "settings": {"samples": SAMPLES, "clients": CLIENTS, "seconds": SECONDS},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        data = Path(tmp)
+        env = {"RATE_LIMIT_PER_MINUTE": "1000000000", "RATE_LIMIT_BURST": "1000000000", "LOG_LEVEL": "WARNING"}
+        service = ServiceProcess(data / "service", env).start()
+        headers = {"Authorization": "Bearer mem0_dev_key_123456789"}
+        try:
+            log("seeding 1,000 memories")
+            seed(service.url, headers, 1000)
+            baseline, baseline_url = start_baseline(data, _uri(embedded_conninfo(service.data_dir)))
+            try:
+                log("measuring at 1k, interleaved with the baseline")
+                both = measure(
+                    [
+                        Target("service", service.url, headers, "/v1/memories", 201),
+                        Target("mem0_server_pattern", baseline_url, {}, "/memories", 200),
+                    ]
+                )
+            finally:
+                baseline.terminate()
+                baseline.wait(30)
+            results["service_1k"] = both["service"]
+            results["mem0_server_pattern_1k"] = both["mem0_server_pattern"]
+            log("seeding to 10,000 memories")
+            seed(service.url, headers, 9000, start=1000)
+            log("measuring at 10k")
+            results["service_10k"] = measure([Target("service", service.url, headers, "/v1/memories", 201)])["service"]
+        finally:
+            service.stop()
+        log("measuring the rate limiter")
+        results["ratelimit_check_memory"] = asyncio.run(limiter_overhead("memory://"))
+        redis_server = RedisServer(data / "redis").start()
+        try:
+            results["ratelimit_check_redis"] = asyncio.run(limiter_overhead(redis_server.url))
+        finally:
+            redis_server.stop()
+    ours, theirs = results["service_1k"], results["mem0_server_pattern_1k"]
+    results["ratios_vs_mem0_server_pattern_1k"] = {
+        "search_p50": round(theirs["search"]["p50_ms"] / ours["search"]["p50_ms"], 2),
+        "search_per_second": round(ours["search_per_second"] / theirs["search_per_second"], 2),
+        "add_p50": round(theirs["add"]["p50_ms"] / ours["add"]["p50_ms"], 2),
+    }
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _uri(conninfo: str) -> str:
+    parts = dict(item.split("=", 1) for item in conninfo.split())
+    return f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
