@@ -1,0 +1,1 @@
+"""Locust capacity suite for the memory service (docs/capacity.md)."""
