@@ -7,6 +7,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -67,6 +68,10 @@ def submit(client: httpx.Client, user_id: str, messages: list[dict[str, str]] = 
     return str(data["job_id"])
 
 
+def at(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp)
+
+
 def wait_job(client: httpx.Client, job_id: str, states: tuple[str, ...] = ("succeeded", "failed")) -> dict:
     deadline = time.monotonic() + JOB_TIMEOUT
     while True:
@@ -85,7 +90,7 @@ def test_async_add_completes_with_the_synchronous_result_shape(client: httpx.Cli
     assert job["state"] == "succeeded", job
     assert job["attempts"] == 1
     assert job["error"] is None
-    assert job["created_at"] <= job["started_at"] <= job["finished_at"]
+    assert at(job["created_at"]) <= at(job["started_at"]) <= at(job["finished_at"])
     result = job["result"]
     assert result["inference"] == "extracted"
     assert result["count"] == len(result["memories"]) >= 1
@@ -170,8 +175,8 @@ def test_the_worker_pool_is_bounded(client: httpx.Client, ollama: FakeOllama) ->
     results = [wait_job(client, job_id) for job_id in jobs]
     assert [j["state"] for j in results] == ["succeeded"] * 3
     assert ollama.max_in_flight["/api/chat"] == 1  # JOBS_WORKERS=1
-    starts = sorted(j["started_at"] for j in results)
-    ends = sorted(j["finished_at"] for j in results)
+    starts = sorted(at(j["started_at"]) for j in results)
+    ends = sorted(at(j["finished_at"]) for j in results)
     assert all(end <= start for end, start in zip(ends, starts[1:], strict=False))  # one after the other
 
 

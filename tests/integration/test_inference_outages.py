@@ -1,8 +1,9 @@
 """Ollama down or too slow: 503 SERVICE_UNAVAILABLE naming Ollama within OLLAMA_TIMEOUT, then recovery
 without a restart of the service.
 
-The service gets a short OLLAMA_TIMEOUT (OUTAGE_TIMEOUT): the test server's delays are injected
-before it answers (or forwards to a real Ollama), so the timing is the service's, not a model's.
+The service gets a short OLLAMA_TIMEOUT (OUTAGE_TIMEOUT) and, as in production, a shorter
+REQUEST_TIMEOUT for operations that only embed: the test server's delays are injected before it
+answers (or forwards to a real Ollama), so the timing is the service's, not a model's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
 
 # Short enough for the test, long enough for a real Ollama's embedding of one sentence.
 OUTAGE_TIMEOUT = 10.0 if REAL else 3.0
+REQUEST_TIMEOUT = OUTAGE_TIMEOUT - 1.0  # production defaults: REQUEST_TIMEOUT 10 < OLLAMA_TIMEOUT 30
 SLACK = 1.5  # process, network and scheduling overhead on top of the budget
 MESSAGE = [{"role": "user", "content": "I love hiking in the Alps."}]
 
@@ -33,7 +35,13 @@ def ollama() -> Iterator[FakeOllama]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, ollama: FakeOllama) -> Iterator[ServiceProcess]:
-    env = service_env(ollama, OLLAMA_TIMEOUT=f"{OUTAGE_TIMEOUT:g}", OLLAMA_RETRIES="2", HEALTH_INTERVAL="0.5")
+    env = service_env(
+        ollama,
+        OLLAMA_TIMEOUT=f"{OUTAGE_TIMEOUT:g}",
+        REQUEST_TIMEOUT=f"{REQUEST_TIMEOUT:g}",
+        OLLAMA_RETRIES="2",
+        HEALTH_INTERVAL="0.5",
+    )
     proc = ServiceProcess(tmp_path_factory.mktemp("outages"), env).start()
     yield proc
     proc.stop()
@@ -113,12 +121,14 @@ def test_slow_extraction_is_503_within_the_timeout(client: httpx.Client, ollama:
 
 
 def test_slow_embeddings_are_503_naming_ollama(client: httpx.Client, ollama: FakeOllama) -> None:
+    """A search waits on Ollama for its query's embedding: REQUEST_TIMEOUT ends it, and the 503
+    names Ollama (what the call was waiting on), not Postgres."""
     ollama.faults.delays["/api/embed"] = OUTAGE_TIMEOUT + 5
     params = {"query": "hiking", "user_id": "slow-embed"}
     response, elapsed = _timed(lambda: client.get("/v1/memories/search", params=params))
     error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
     assert error["details"]["dependency"] == "ollama"
-    assert elapsed < OUTAGE_TIMEOUT + SLACK
+    assert REQUEST_TIMEOUT * 0.9 <= elapsed < REQUEST_TIMEOUT + SLACK
     ollama.faults.delays.clear()
     assert client.get("/v1/memories/search", params=params).status_code == 200
 
