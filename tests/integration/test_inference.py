@@ -186,6 +186,26 @@ def test_transient_errors_are_retried_with_backoff(client: httpx.Client, ollama:
     assert gaps[1] >= 0.2
 
 
+@pytest.mark.skipif(REAL, reason=NEEDS_FAKE + ": the faults are placed by the number of facts")
+def test_facts_ollama_fails_to_embed_are_not_dropped(client: httpx.Client, ollama: FakeOllama) -> None:
+    """mem0 logs and skips a fact whose embedding fails; the service answers 503 instead, and the
+    retry stores what is missing, once."""
+    # The query embedding passes; the facts' batch fails, then the first fact alone passes, the second fails.
+    ollama.faults.errors["/api/embed"] = [0, 400, 0, 400]
+    response = client.post("/v1/memories", json={"messages": CONVERSATION[1:2], "user_id": "emb"})
+    error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert error["details"]["dependency"] == "ollama"
+    assert "failed to embed 1 extracted fact" in error["message"]
+    assert client.get("/v1/memories/user/emb").json()["data"]["total"] == 1
+
+    retry = _add(client, CONVERSATION[1:2], user_id="emb")
+    assert retry["inference"] == "extracted"
+    listed = client.get("/v1/memories/user/emb").json()["data"]
+    assert listed["total"] == 2
+    assert len({m["content"] for m in listed["memories"]}) == 2
+    assert retry["count"] == 1  # only the fact that was missing
+
+
 def test_a_client_error_is_not_retried(client: httpx.Client, ollama: FakeOllama) -> None:
     ollama.faults.fail_always["/api/chat"] = 400
     response = client.post("/v1/memories", json={"messages": CONVERSATION[1:2], "user_id": "c4xx"})

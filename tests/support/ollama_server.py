@@ -14,8 +14,8 @@ exercised), answering deterministically:
 
 Faults, switched at run time: `chat_mode` (invalid JSON, an empty answer, no facts, other JSON
 shapes), `delays` per path (slow answers), `errors` per path (a queue of HTTP statuses for the next
-requests, or `fail_always`), `hidden` models (missing from tags, 404 on use), and `stop()` /
-`start()` on the same port (Ollama down, then back).
+requests, 0 meaning "answer normally"; or `fail_always`), `hidden` models (missing from tags, 404
+on use), and `stop()` / `start()` on the same port (Ollama down, then back).
 
 Proxy mode (`upstream=`): with a real Ollama behind it, every request the faults leave alone is
 forwarded there, so the same suite runs against real models with fault injection on top
@@ -289,7 +289,7 @@ class FakeOllama:
         with self._lock:
             queue = self.faults.errors.get(path)
             if queue:
-                return queue.pop(0)
+                return queue.pop(0) or None  # 0: answer this one normally
             return self.faults.fail_always.get(path)
 
     def _known(self, model: str | None) -> bool:
