@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     neo4j_timeout: float = Field(5.0, gt=0, le=60)
-    graph_boost_weight: float = Field(0.15, ge=0, le=1)
+    graph_boost_weight: float = Field(0.1, ge=0, le=1)
 
     # Inference (Ollama).
     ollama_base_url: str | None = None

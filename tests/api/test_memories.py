@@ -207,9 +207,9 @@ def test_erase_user_deletes_everything_of_that_user_only(client: httpx.Client) -
 
 
 def test_user_stats(client: httpx.Client) -> None:
-    first = add_memory(client, "Stats one about Rust", "stat", metadata={"source": "chat"})
-    add_memory(client, "Stats two about Haskell", "stat", metadata={"source": "chat"})
-    last = add_memory(client, "Stats three about Python", "stat", metadata={"source": "email"})
+    first = add_memory(client, "one stat about Rust", "stat", metadata={"source": "chat"})
+    add_memory(client, "two stats about Haskell", "stat", metadata={"source": "chat"})
+    last = add_memory(client, "three stats about Python", "stat", metadata={"source": "email"})
     data = client.get("/v1/users/stat/stats").json()["data"]
     assert data["user_id"] == "stat"
     assert data["memory_count"] == 3

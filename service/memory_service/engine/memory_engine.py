@@ -330,19 +330,20 @@ class MemoryEngine:
             return await self._run(run, user_key=scope.user_key)
 
     def _boost(self, query: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
-        """Raise memories that mention an entity of the query, by the mention's confidence."""
+        """Raise memories that mention an entity of the query by GRAPH_BOOST_WEIGHT.
+
+        The same for every such memory (not scaled by the mention's confidence, which differs
+        between mentions of one entity and would reorder them by extraction rule, not relevance);
+        normalised so scores stay in [0, 1]. bench/graph_boost.py measured the weight.
+        """
         query_keys = {e.key for e in self.extractor.extract(query)}
         if not query_keys:
             return records
         weight = self.settings.graph_boost_weight
         for record in records:
-            shared = [
-                float(rel.get("confidence", 0.0))
-                for rel in record.relationships
-                if str(rel.get("entity", "")).lower() in query_keys
-            ]
-            if shared:
-                record.score = min(1.0, (record.score or 0.0) + weight * max(shared))
+            mentions = {" ".join(str(rel.get("entity", "")).lower().split()) for rel in record.relationships}
+            shared = 1.0 if mentions & query_keys else 0.0
+            record.score = ((record.score or 0.0) + weight * shared) / (1.0 + weight)
         return sorted(records, key=lambda r: r.score or 0.0, reverse=True)
 
     @staticmethod

@@ -226,6 +226,46 @@ _STOP = frozenset(
         "weeks",
         "day",
         "days",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+    ]
+)
+# Words that open sentences about the user without naming anything.
+_SENTENCE_STARTERS = frozenset(
+    [
+        "user",
+        "users",
+        "note",
+        "notes",
+        "remember",
+        "reminder",
+        "today",
+        "tonight",
+        "tomorrow",
+        "yesterday",
+        "maybe",
+        "sure",
+        "thanks",
+        "please",
+        "also",
+        "still",
+        "yes",
+        "sometimes",
+        "usually",
+        "always",
+        "never",
+        "every",
+        "next",
+        "last",
+        "once",
     ]
 )
 _VERB_PREFIX = frozenset(
@@ -347,8 +387,10 @@ class DeterministicExtractor:
                 word = words[0]
                 if _TECHNICAL.match(word):
                     add(word, "technology", 0.85)
-                elif not run_start_sentence and word.lower() not in _STOP:
+                elif not run_start_sentence:
                     add(word, "name", 0.7)
+                elif word.lower() not in _SENTENCE_STARTERS and len(word) >= 3:
+                    add(word, "name", 0.5)  # capitalised only because it starts the sentence?
             else:
                 add(" ".join(words), "name", 0.8)
             run.clear()
@@ -385,7 +427,9 @@ class DeterministicExtractor:
                 words.pop(0)
             while len(words) > 3:
                 words.pop(0)
-            if len(words) >= 2 and _noun_like(words[-1]) and not all(_is_capitalised(w) for w in words):
+            # Names are the proper-noun rule's business: a term is lower-case words (and acronyms).
+            plain = all(not _is_capitalised(w) or (w.isupper() and len(w) >= 2) for w in words)
+            if len(words) >= 2 and plain and _noun_like(words[-1]):
                 yield " ".join(words)
 
         for match in tokens:
