@@ -8,6 +8,7 @@ Label values are bounded: route templates, operations, outcomes, never ids, path
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +19,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
     0.001,
@@ -85,11 +88,39 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class ServerProcessCollector(Collector):
+    """process_* for the whole gunicorn server (master and live workers), summed.
+
+    In multiprocess mode prometheus-client drops its per-process collector (each scrape lands on
+    one random worker); operators still need the server's memory and CPU, so this reads them for
+    the master (this worker's parent) and all its children.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        import psutil
+
+        try:
+            master = psutil.Process(os.getppid())
+            processes = [master, *master.children()]
+            rss = sum(p.memory_info().rss for p in processes)
+            cpu = sum(sum(p.cpu_times()[:2]) for p in processes)
+            fds = sum(p.num_fds() for p in processes)
+            started = master.create_time()
+        except psutil.Error:
+            return
+        yield GaugeMetricFamily("process_resident_memory_bytes", "Resident memory of the server", value=rss)
+        yield CounterMetricFamily("process_cpu_seconds_total", "CPU time of the server", value=cpu)
+        yield GaugeMetricFamily("process_open_fds", "Open file descriptors of the server", value=fds)
+        yield GaugeMetricFamily("process_start_time_seconds", "Start of the server (Unix time)", value=started)
+        yield GaugeMetricFamily("memory_server_workers", "Live worker processes", value=len(processes) - 1)
+
+
 def render() -> tuple[bytes, str]:
     """The exposition for a scrape: this process, or all workers summed in multiprocess mode."""
     if multiprocess_dir():
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
+        registry.register(ServerProcessCollector())
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 

@@ -63,7 +63,7 @@ class JobOut(BaseModel):
         )
 
 
-def get_jobs(services: ServicesDep) -> JobQueue:
+async def get_jobs(services: ServicesDep) -> JobQueue:
     if services.jobs is None:
         raise ServiceUnavailable("jobs", "asynchronous jobs are not running in this process")
     return services.jobs
