@@ -43,10 +43,10 @@ CAPACITY_DATASET = {"LOADTEST_TENANTS": "10", "LOADTEST_USERS_PER_TENANT": "50",
 
 
 @contextlib.contextmanager
-def target(workers: int, keep: bool) -> Iterator[tuple[str, str]]:
-    """(base URL, description): LOCUST_HOST as given, or a fresh server of our own."""
+def target(workers: int, keep: bool) -> Iterator[tuple[str, str, int | None]]:
+    """(base URL, description, server pid): LOCUST_HOST as given, or a fresh server of our own."""
     if os.environ.get("LOCUST_HOST"):
-        yield os.environ["LOCUST_HOST"], os.environ.get("LOADTEST_LABEL", os.environ["LOCUST_HOST"])
+        yield os.environ["LOCUST_HOST"], os.environ.get("LOADTEST_LABEL", os.environ["LOCUST_HOST"]), None
         return
     root = Path(tempfile.mkdtemp(prefix="memory-loadtest-"))
     redis: RedisServer | None = None
@@ -59,7 +59,8 @@ def target(workers: int, keep: bool) -> Iterator[tuple[str, str]]:
     try:
         print(f"loadtest: starting memory-service ({label}) in {root}", flush=True)
         service.start(timeout=240)
-        yield service.url, label
+        assert service.process is not None
+        yield service.url, label, service.process.pid
     except BaseException:
         print(service.logs()[-4000:], file=sys.stderr)
         raise
@@ -92,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     reports.mkdir(parents=True)
     common = ["--headless", "--csv", str(reports / "locust"), "--html", str(reports / "report.html")]
     common += ["--lt-reports-dir", str(reports)]
-    with target(workers, args.keep) as (host, label):
+    with target(workers, args.keep) as (host, label, pid):
         env.setdefault("LOADTEST_LABEL", label)
+        if pid is not None:
+            env["LOADTEST_SERVER_PID"] = str(pid)  # the step shape measures the server's CPU
         started = time.monotonic()
         if args.mode == "smoke":
             users = env.get("LOCUST_USERS", "20")

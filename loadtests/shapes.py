@@ -13,6 +13,7 @@ Used by passing this file to Locust with the locustfile: `-f loadtests/locustfil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -73,25 +74,58 @@ def server_split(before: metrics.Snapshot, after: metrics.Snapshot) -> dict[str,
 
 
 class CpuClock:
-    """CPU use over a window: the whole machine (all cores) and this Locust process."""
+    """CPU use over a window: the whole machine, this Locust process and, when run.py started the
+    server (LOADTEST_SERVER_PID), the server's process tree (workers and embedded Postgres).
+
+    On a shared 2-core machine this says how much of the CPU the service really had.
+    """
 
     def __init__(self) -> None:
-        self.process = psutil.Process()
         self.at = time.monotonic()
         self.machine = psutil.cpu_times()
-        self.own = self.process.cpu_times()
+        self.own = _cpu_seconds([psutil.Process()])
+        self.server = _server_cpu_seconds()
 
     def since(self, start: CpuClock) -> dict[str, float]:
         wall = max(self.at - start.at, 1e-9)
-        busy = (sum(self.machine) - self.machine.idle - getattr(self.machine, "iowait", 0.0)) - (
-            sum(start.machine) - start.machine.idle - getattr(start.machine, "iowait", 0.0)
-        )
-        own = (self.own.user + self.own.system) - (start.own.user + start.own.system)
-        cores = psutil.cpu_count() or 1
-        return {
-            "machine_busy_pct": round(100 * busy / (wall * cores), 1),
-            "locust_cores": round(own / wall, 2),
+        busy = _busy(self.machine) - _busy(start.machine)
+        out = {
+            "machine_busy_pct": round(100 * busy / (wall * (psutil.cpu_count() or 1)), 1),
+            "locust_cores": round(_delta(self.own, start.own) / wall, 2),
         }
+        if self.server is not None and start.server is not None:
+            out["server_cores"] = round(_delta(self.server, start.server) / wall, 2)
+        return out
+
+
+def _busy(times: Any) -> float:
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> dict[tuple[int, float], float]:
+    """CPU seconds per process, keyed by (pid, start time) so a reused pid is a new process."""
+    seconds = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            t = process.cpu_times()
+            seconds[(process.pid, process.create_time())] = t.user + t.system
+    return seconds
+
+
+def _delta(after: dict[tuple[int, float], float], before: dict[tuple[int, float], float]) -> float:
+    """CPU used between two snapshots by the processes alive at the second (exited ones are lost)."""
+    return sum(cpu - before.get(key, 0.0) for key, cpu in after.items())
+
+
+def _server_cpu_seconds() -> dict[tuple[int, float], float] | None:
+    pid = os.environ.get("LOADTEST_SERVER_PID")
+    if not pid:
+        return None
+    try:
+        root = psutil.Process(int(pid))
+        return _cpu_seconds([root, *root.children(recursive=True)])
+    except (psutil.Error, ValueError):
+        return None
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -179,7 +213,7 @@ class StepLoadShape(LoadTestShape):
         self.steps.append(result)
         log.info(
             "capacity: %d users: %.1f req/s (offered %.0f), search p50/p95/p99 %s/%s/%s ms (server p95 %s), "
-            "errors %.4f, CPU %s%% busy (Locust %s cores): %s",
+            "errors %.4f, CPU %s%% busy (server %s cores, Locust %s): %s",
             users,
             result.rps,
             result.offered_rps,
@@ -189,6 +223,7 @@ class StepLoadShape(LoadTestShape):
             result.server.get("search_p95_ms"),
             result.error_ratio,
             result.cpu.get("machine_busy_pct"),
+            result.cpu.get("server_cores"),
             result.cpu.get("locust_cores"),
             "within SLO" if result.within_slo else "BREACHES the SLO",
         )
