@@ -40,7 +40,10 @@ def _run(args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -
 
 
 def test_ansible_lint_production_profile() -> None:
-    proc = _run([str(BIN / "ansible-lint"), "--profile", "production", "ops/ansible"], env=_ansible_env())
+    proc = _run(
+        [str(BIN / "ansible-lint"), "--profile", "production", "ops/ansible", "tests/deploy/render.yml"],
+        env={**_ansible_env(), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles")},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
