@@ -138,3 +138,17 @@ def test_monitoring_configuration_passed_promtool_and_amtool(rendered: Path) -> 
 def test_admin_command_runs_the_cli_in_the_api_container(rendered: Path) -> None:
     script = (rendered / "bin/memory-service-admin").read_text()
     assert f"-f {rendered}/project/docker-compose.yml exec -T api memory-service" in script
+
+
+def test_compose_backup_dumps_postgres_and_neo4j(rendered: Path) -> None:
+    """The compose branch of the backup script (the test host runs the native one)."""
+    backup = (rendered / "bin/memory-service-backup").read_text()
+    assert "exec -T db pg_dump -U postgres -d postgres -Fc" in backup
+    assert "--schema=public" in backup
+    assert "database dump neo4j --to-path=/backups" in backup
+    dump = backup.index("database dump neo4j --to-path")
+    assert backup.index("stop neo4j") < dump < backup.rindex("start neo4j")
+    restore = (rendered / "bin/memory-service-restore").read_text()
+    assert "pg_restore -U postgres -d postgres --clean --if-exists" in restore
+    assert "database load neo4j --from-path=/backups --overwrite-destination=true" in restore
+    assert restore.index("stop api") < restore.index("pg_restore")
