@@ -12,8 +12,9 @@ burst never consumes the minute's budget; the reverse (a minute refusal after th
 costs the burst one slot of a request that was refused anyway.
 
 The X-RateLimit-* headers describe the window closest to running out (fewest remaining; the
-sooner reset on a tie): Limit is its size, Remaining what it still admits, Reset the Unix time in
-whole seconds at which its oldest request leaves it, i.e. when it frees a request.
+later reset on a tie, since a request needs room in both): Limit is its size, Remaining what it
+still admits, Reset the Unix time in whole seconds at which its oldest request leaves it, i.e.
+when it frees a request. A 429 names the same window, and Retry-After is the wait until then.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class WindowState:
     name: str
     limit: int
     remaining: int
-    reset: int
+    reset: int  # whole seconds, rounded up: the header
     seconds: int
+    reset_at: float = 0.0  # exact, for Retry-After
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,12 @@ class RateLimitState:
             "X-RateLimit-Remaining": str(max(0, self.window.remaining)),
             "X-RateLimit-Reset": str(self.window.reset),
         }
+
+
+def tightest(states: list[WindowState]) -> WindowState:
+    """The window closest to running out: fewest requests left; among equals, the later reset,
+    because that is when the next request is really admitted (both windows must have room)."""
+    return min(states, key=lambda w: (max(0, w.remaining), -w.reset))
 
 
 def async_storage_uri(uri: str) -> str:
@@ -113,33 +121,41 @@ class RateLimiter:
             burst = RateLimitItemPerSecond(per_minute, self.settings.rate_limit_burst_seconds)
         return [("burst", burst), ("minute", minute)]
 
+    async def _states(self, items: list[tuple[str, RateLimitItem]], scope: Scope, identity: str) -> list[WindowState]:
+        states = []
+        for name, item in items:
+            stats = await self.strategy.get_window_stats(item, scope, identity)
+            reset = stats.reset_time
+            states.append(WindowState(name, item.amount, stats.remaining, math.ceil(reset), item.get_expiry(), reset))
+        return states
+
     async def check(self, identity: str, scope: Scope, per_minute: int | None = None) -> RateLimitState | None:
         """Admit or raise RateLimitExceeded; None when the storage is down and the mode is open."""
         items = self._items(per_minute)
         try:
-            for name, item in items:
+            for _, item in items:
                 if not await self.strategy.hit(item, scope, identity):
-                    stats = await self.strategy.get_window_stats(item, scope, identity)
                     RATELIMIT_DECISIONS.labels("refused", scope).inc()
-                    raise self._refusal(name, item, stats.reset_time)
-            states = []
-            for name, item in items:
-                stats = await self.strategy.get_window_stats(item, scope, identity)
-                states.append(
-                    WindowState(name, item.amount, stats.remaining, math.ceil(stats.reset_time), item.get_expiry())
-                )
+                    raise self._refusal(await self._states(items, scope, identity))
+            states = await self._states(items, scope, identity)
         except _STORAGE_ERRORS as exc:
             return self._storage_down(exc, scope)
         RATELIMIT_DECISIONS.labels("allowed", scope).inc()
-        return RateLimitState(min(states, key=lambda w: (w.remaining, w.reset)))
+        return RateLimitState(tightest(states))
 
-    def _refusal(self, name: str, item: RateLimitItem, reset_time: float) -> RateLimitExceeded:
-        retry_after = max(1, math.ceil(reset_time - time.time()))
-        seconds = item.get_expiry()
-        window = WindowState(name, item.amount, 0, math.ceil(reset_time), seconds)
+    def _refusal(self, states: list[WindowState]) -> RateLimitExceeded:
+        """Refused: name the exhausted window that frees a request last, so a client that waits
+        Retry-After (or until X-RateLimit-Reset) is admitted, not refused by the other window."""
+        window = tightest(states)
+        retry_after = max(1, math.ceil(window.reset_at - time.time()))
         return RateLimitExceeded(
-            f"Rate limit exceeded: {item.amount} requests per {seconds} seconds",
-            {"limit": item.amount, "window_seconds": seconds, "window": name, "retry_after": retry_after},
+            f"Rate limit exceeded: {window.limit} requests per {window.seconds} seconds",
+            {
+                "limit": window.limit,
+                "window_seconds": window.seconds,
+                "window": window.name,
+                "retry_after": retry_after,
+            },
             retry_after,
             RateLimitState(window).headers(),
         )

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     collection_name: str = "memories"
 
     # Embeddings.
-    embedder: Literal["onnx", "ollama"] = "onnx"
+    # Unset: Ollama when OLLAMA_BASE_URL is set (the production profile), else the embedded ONNX model.
+    embedder: Literal["onnx", "ollama"] | None = None  # never None after validation
     embedding_dims: int | None = Field(None, ge=1, le=16000)
     embedder_threads: int = Field(1, ge=1, le=64)
 
@@ -104,7 +105,9 @@ class Settings(BaseSettings):
         return validate_user_id(value)
 
     @model_validator(mode="after")
-    def _embedder_needs_ollama(self) -> Settings:
+    def _embedder_choice(self) -> Settings:
+        if self.embedder is None:
+            self.embedder = "ollama" if self.ollama_base_url else "onnx"
         if self.embedder == "ollama" and not self.ollama_base_url:
             raise ValueError("EMBEDDER=ollama needs OLLAMA_BASE_URL")
         return self

@@ -128,9 +128,9 @@ def test_a_context_too_small_for_mem0s_prompt_refuses_to_start(tmp_path: Path, o
 
 @pytest.mark.skipif(REAL, reason="checks the fake's deterministic facts")
 def test_extraction_with_the_embedded_embedder(tmp_path: Path, ollama: FakeOllama) -> None:
-    """OLLAMA_BASE_URL without EMBEDDER=ollama: the LLM extracts, ONNX MiniLM embeds."""
+    """OLLAMA_BASE_URL with EMBEDDER=onnx: the LLM extracts, ONNX MiniLM embeds."""
     env = service_env(ollama)
-    env.pop("EMBEDDER")
+    env["EMBEDDER"] = "onnx"
     env.pop("EMBEDDING_DIMS")
     service = ServiceProcess(tmp_path, env).start()
     try:

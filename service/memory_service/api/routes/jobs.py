@@ -14,6 +14,7 @@ from memory_service.api.envelope import Envelope, ErrorBody, error_responses, ok
 from memory_service.api.schemas import AddedMemories
 from memory_service.errors import ServiceUnavailable
 from memory_service.inference.jobs import Job, JobQueue
+from memory_service.services import Services
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -63,10 +64,15 @@ class JobOut(BaseModel):
         )
 
 
-async def get_jobs(services: ServicesDep) -> JobQueue:
+def job_queue(services: Services) -> JobQueue:
+    """The process's job queue, or 503 where jobs do not run."""
     if services.jobs is None:
         raise ServiceUnavailable("jobs", "asynchronous jobs are not running in this process")
     return services.jobs
+
+
+async def get_jobs(services: ServicesDep) -> JobQueue:
+    return job_queue(services)
 
 
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]

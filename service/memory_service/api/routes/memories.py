@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, SettingsDep
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.filters import parse_search_filters
-from memory_service.api.routes.jobs import JobAccepted, get_jobs, status_url
+from memory_service.api.routes.jobs import JobAccepted, job_queue, status_url
 from memory_service.api.schemas import (
     AddedMemories,
     AddMemoryRequest,
@@ -60,7 +60,7 @@ async def add_memory(
     if not any(m.role == "user" for m in body.messages):
         raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
     if run_async:  # validated exactly as above; the job runs the same add (inference/jobs.py)
-        jobs = get_jobs(services)
+        jobs = job_queue(services)
         job = await asyncio.to_thread(jobs.submit, principal.tenant, body)
         jobs.wake()
         accepted = ok(JobAccepted(job_id=job.id, state="queued", status_url=status_url(job.id)), "Add queued")
