@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psutil
 from memory_service import __version__
 
 from tests.support.api import add_memory, assert_error
-from tests.support.server import DEV_KEY, ServiceProcess
+from tests.support.server import DEV_KEY, ServiceProcess, frozen_postgres
 
 
 def test_health_needs_no_key_and_reports_dependencies(service: ServiceProcess) -> None:
@@ -42,25 +37,6 @@ def test_status_reports_profile_providers_and_count(client: httpx.Client) -> Non
         assert data["providers"]["llm"] == "none"
         assert data["dependencies"]["postgres"]["latency_ms"] is not None
         assert data["memory_count"] == 1
-
-
-def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
-    postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
-    root = psutil.Process(postmaster)
-    return [root, *root.children(recursive=True)]
-
-
-@contextmanager
-def frozen_postgres(data_dir: Path) -> Iterator[None]:
-    """SIGSTOP every process of the embedded Postgres: it accepts nothing and answers nothing."""
-    processes = _postgres_processes(data_dir)
-    for process in processes:
-        os.kill(process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for process in processes:
-            os.kill(process.pid, signal.SIGCONT)
 
 
 def test_a_hanging_database_gives_fast_health_and_503_then_recovers(tmp_path: Path) -> None:

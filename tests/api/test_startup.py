@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -11,22 +10,9 @@ import pytest
 from memory_service.engine.embedder import OnnxMiniLMEmbedder, default_model_files
 from memory_service.errors import StartupError
 
-from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess, embedded_conninfo, run_cli
+from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess, embedded_conninfo, run_cli, start_fails
 
 STRONG_KEY = "s3cret-bootstrap-admin-key-0123456789abcdef"
-
-
-def _start_fails(data_dir: Path, env: dict[str, str]) -> str:
-    """Start the service and expect it to exit non-zero; return its output."""
-    proc = ServiceProcess(data_dir, env).start(wait=False)
-    assert proc.process is not None
-    try:
-        code = proc.process.wait(90)
-    except subprocess.TimeoutExpired:
-        proc.stop()
-        pytest.fail("the service started although it must refuse")
-    assert code != 0
-    return proc.logs()
 
 
 def test_production_refuses_well_known_keys_until_revoked(tmp_path: Path) -> None:
@@ -34,7 +20,7 @@ def test_production_refuses_well_known_keys_until_revoked(tmp_path: Path) -> Non
     with_dev = ServiceProcess(data, {}).start()  # development run: enables the seed keys
     with_dev.stop()
 
-    output = _start_fails(data, {"APP_ENV": "production"})
+    output = start_fails(data, {"APP_ENV": "production"})
     assert "memory-service keys revoke --well-known" in output
 
     revoked = run_cli(data, "keys", "revoke", "--well-known", env={"APP_ENV": "production"})
@@ -58,7 +44,7 @@ def test_production_refuses_well_known_keys_until_revoked(tmp_path: Path) -> Non
     [("too-short-key", "at least 32 characters"), (ADMIN_KEY, "documented development keys")],
 )
 def test_production_refuses_a_weak_api_key(tmp_path: Path, api_key: str, message: str) -> None:
-    output = _start_fails(tmp_path / "weak", {"APP_ENV": "production", "API_KEY": api_key})
+    output = start_fails(tmp_path / "weak", {"APP_ENV": "production", "API_KEY": api_key})
     assert message in output
 
 
@@ -68,14 +54,14 @@ def test_dimension_mismatch_refuses_to_start(tmp_path: Path) -> None:
     with psycopg.connect(embedded_conninfo(data), autocommit=True) as conn:
         conn.execute("CREATE TABLE other_model (id uuid PRIMARY KEY, vector vector(768), payload jsonb)")
     service.stop()
-    output = _start_fails(data, {"COLLECTION_NAME": "other_model"})
+    output = start_fails(data, {"COLLECTION_NAME": "other_model"})
     assert "stores 768-dimensional vectors" in output
     assert "produces 384" in output
     assert "COLLECTION_NAME" in output
 
 
 def test_embedding_dims_that_the_model_cannot_produce_refuse_to_start(tmp_path: Path) -> None:
-    output = _start_fails(tmp_path / "dims2", {"EMBEDDING_DIMS": "768"})
+    output = start_fails(tmp_path / "dims2", {"EMBEDDING_DIMS": "768"})
     assert "EMBEDDING_DIMS=768" in output
     assert "384" in output
 

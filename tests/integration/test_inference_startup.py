@@ -4,7 +4,6 @@ EMBEDDING_DIMS or the stored collection, an unreachable Ollama, a context too sm
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from tests.support.ollama_server import (
     service_env,
     start_ollama,
 )
-from tests.support.server import ServiceProcess, free_port
+from tests.support.server import ServiceProcess, free_port, start_fails
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +34,6 @@ def _fresh(ollama: FakeOllama) -> Iterator[None]:
     ollama.reset()
     yield
     ollama.reset()
-
-
-def start_fails(data_dir: Path, env: dict[str, str]) -> str:
-    """Start the service, expect it to exit non-zero, return its output."""
-    proc = ServiceProcess(data_dir, env).start(wait=False)
-    assert proc.process is not None
-    try:
-        code = proc.process.wait(120)
-    except subprocess.TimeoutExpired:
-        proc.stop()
-        pytest.fail("the service started although it must refuse")
-    assert code != 0
-    output = proc.logs()
-    assert "refusing to start" in output
-    return output
 
 
 def test_a_missing_embedding_model_is_reported_not_pulled(tmp_path: Path, ollama: FakeOllama) -> None:

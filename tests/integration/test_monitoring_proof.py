@@ -26,9 +26,7 @@ PromQL error; tests/unit/test_monitoring_dashboards.py keeps every memory_* quer
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from tests.support.prometheus import (
@@ -56,7 +53,7 @@ from tests.support.prometheus import (
     substitute,
 )
 from tests.support.redis import RedisServer
-from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess
+from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess, frozen_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -79,26 +76,6 @@ class Stack:
 def expect(response: httpx.Response, status: int) -> httpx.Response:
     assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.text}"
     return response
-
-
-def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
-    """The embedded Postgres the service started under the test's DATA_DIR."""
-    postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
-    root = psutil.Process(postmaster)
-    return [root, *root.children(recursive=True)]
-
-
-@contextmanager
-def frozen_postgres(data_dir: Path) -> Iterator[None]:
-    """SIGSTOP the database: queries hang, the service answers 503 after REQUEST_TIMEOUT."""
-    processes = _postgres_processes(data_dir)
-    for process in processes:
-        os.kill(process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for process in processes:
-            os.kill(process.pid, signal.SIGCONT)
 
 
 def search(client: httpx.Client, query: str = "tea") -> httpx.Response:

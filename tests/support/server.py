@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -146,3 +147,40 @@ def embedded_conninfo(data_dir: Path) -> str:
     lines = (data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
     port, socket_dir = lines[3].strip(), lines[4].strip()
     return f"host={socket_dir} port={port} user=postgres dbname=postgres"
+
+
+def start_fails(data_dir: Path, env: dict[str, str], timeout: float = 120.0) -> str:
+    """Start the service, expect it to refuse (exit non-zero, saying so); return its output."""
+    service = ServiceProcess(data_dir, env).start(wait=False)
+    assert service.process is not None
+    try:
+        code = service.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        service.stop()
+        raise AssertionError("the service started although it must refuse") from None
+    assert code != 0
+    output = service.logs()
+    assert "refusing to start" in output
+    return output
+
+
+def postgres_processes(data_dir: Path) -> list[Any]:
+    """Every process of the embedded Postgres a service started under DATA_DIR."""
+    import psutil
+
+    postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+    root = psutil.Process(postmaster)
+    return [root, *root.children(recursive=True)]
+
+
+@contextmanager
+def frozen_postgres(data_dir: Path) -> Iterator[None]:
+    """SIGSTOP the embedded Postgres: it accepts nothing and answers nothing, like a hung server."""
+    processes = postgres_processes(data_dir)
+    for process in processes:
+        os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            os.kill(process.pid, signal.SIGCONT)

@@ -96,11 +96,15 @@ async def rate_limited(request: Request, services: ServicesDep, principal: Authe
 CurrentPrincipal = Annotated[Principal, Depends(rate_limited)]
 
 
-async def require_admin(principal: CurrentPrincipal) -> Principal:
+def _admin_only(principal: Principal, message: str) -> Principal:
     if not principal.is_admin:
         AUTH_FAILURES.labels("forbidden").inc()
-        raise Forbidden("This operation needs an admin key")
+        raise Forbidden(message)
     return principal
+
+
+async def require_admin(principal: CurrentPrincipal) -> Principal:
+    return _admin_only(principal, "This operation needs an admin key")
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
@@ -108,10 +112,7 @@ AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 async def require_admin_unlimited(principal: AuthenticatedDep) -> Principal:
     """Admin without the rate limit: for scrapers of /v1/metrics."""
-    if not principal.is_admin:
-        AUTH_FAILURES.labels("forbidden").inc()
-        raise Forbidden("Metrics need an admin key")
-    return principal
+    return _admin_only(principal, "Metrics need an admin key")
 
 
 ScraperPrincipal = Annotated[Principal, Depends(require_admin_unlimited)]

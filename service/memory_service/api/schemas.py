@@ -149,19 +149,7 @@ class MemoryOut(BaseModel):
 
     @classmethod
     def of(cls, record: MemoryRecord) -> MemoryOut:
-        return cls(
-            id=record.id,
-            content=record.content,
-            user_id=record.user_id,
-            agent_id=record.agent_id,
-            run_id=record.run_id,
-            metadata=record.metadata,
-            relationships=[RelationshipOut(**r) for r in record.relationships],
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            score=record.score,
-            embedding=record.embedding,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class AddedMemories(BaseModel):
@@ -206,15 +194,7 @@ class HistoryOut(BaseModel):
 
     @classmethod
     def of(cls, entry: HistoryEntry) -> HistoryOut:
-        return cls(
-            id=entry.id,
-            memory_id=entry.memory_id,
-            event=entry.event,
-            old_content=entry.old_content,
-            new_content=entry.new_content,
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-        )
+        return cls.model_validate(entry, from_attributes=True)
 
 
 class MemoryHistory(BaseModel):
@@ -232,14 +212,7 @@ class UserStatsOut(BaseModel):
 
     @classmethod
     def of(cls, stats: UserStats) -> UserStatsOut:
-        return cls(
-            user_id=stats.user_id,
-            memory_count=stats.memory_count,
-            first_write=stats.first_write,
-            last_write=stats.last_write,
-            sources=stats.sources,
-            entity_count=stats.entity_count,
-        )
+        return cls.model_validate(stats, from_attributes=True)
 
 
 class EntityOut(BaseModel):
