@@ -9,7 +9,6 @@ back over the API), its metrics.
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -26,9 +25,8 @@ from tests.support.ollama_server import (
     extract_facts,
     metric,
     service_env,
-    start_ollama,
 )
-from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
+from tests.support.server import ADMIN_KEY, ServiceProcess, tenant_client
 
 NUM_CTX = 20480
 CONVERSATION = [
@@ -37,13 +35,6 @@ CONVERSATION = [
     {"role": "assistant", "content": "The Alps are wonderful in September; want trail ideas?"},
     {"role": "user", "content": "I am allergic to peanuts."},
 ]
-
-
-@pytest.fixture(scope="module")
-def ollama() -> Iterator[FakeOllama]:
-    server = start_ollama()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +48,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, ollama: FakeOllama) -> Ite
 @pytest.fixture
 def client(service: ServiceProcess, ollama: FakeOllama) -> Iterator[httpx.Client]:
     ollama.reset()
-    with service.client(ADMIN_KEY) as admin, service.client(new_tenant_key(admin, f"inf-{uuid.uuid4().hex[:10]}")) as c:
+    with tenant_client(service, "inf") as c:
         yield c
     ollama.reset()
 

@@ -14,19 +14,12 @@ import httpx
 import pytest
 
 from tests.support.api import assert_error
-from tests.support.ollama_server import NEEDS_FAKE, REAL, FakeOllama, metric, service_env, start_ollama
+from tests.support.ollama_server import NEEDS_FAKE, REAL, FakeOllama, metric, service_env
 from tests.support.server import ADMIN_KEY, ServiceProcess, embedded_conninfo, new_tenant_key
 
 LEASE = 2.0
 MESSAGE = [{"role": "user", "content": "I love hiking in the Alps. My sister is called Ana."}]
 JOB_TIMEOUT = 600.0 if REAL else 30.0
-
-
-@pytest.fixture(scope="module")
-def ollama() -> Iterator[FakeOllama]:
-    server = start_ollama()
-    yield server
-    server.close()
 
 
 def _env(ollama: FakeOllama, **extra: str) -> dict[str, str]:

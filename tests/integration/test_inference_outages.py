@@ -9,28 +9,20 @@ answers (or forwards to a real Ollama), so the timing is the service's, not a mo
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.support.api import assert_error
-from tests.support.ollama_server import REAL, FakeOllama, service_env, start_ollama
-from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
+from tests.support.ollama_server import REAL, FakeOllama, service_env
+from tests.support.server import ServiceProcess, tenant_client
 
 # Short enough for the test, long enough for a real Ollama's embedding of one sentence.
 OUTAGE_TIMEOUT = 10.0 if REAL else 3.0
 REQUEST_TIMEOUT = OUTAGE_TIMEOUT - 1.0  # production defaults: REQUEST_TIMEOUT 10 < OLLAMA_TIMEOUT 30
 SLACK = 1.5  # process, network and scheduling overhead on top of the budget
 MESSAGE = [{"role": "user", "content": "I love hiking in the Alps."}]
-
-
-@pytest.fixture(scope="module")
-def ollama() -> Iterator[FakeOllama]:
-    server = start_ollama()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +42,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, ollama: FakeOllama) -> Ite
 @pytest.fixture
 def client(service: ServiceProcess, ollama: FakeOllama) -> Iterator[httpx.Client]:
     ollama.reset()
-    with service.client(ADMIN_KEY) as admin, service.client(new_tenant_key(admin, f"out-{uuid.uuid4().hex[:10]}")) as c:
+    with tenant_client(service, "out") as c:
         yield c
     ollama.reset()
     if not ollama.running:

@@ -17,16 +17,8 @@ from tests.support.ollama_server import (
     TEST_LLM_MODEL,
     FakeOllama,
     service_env,
-    start_ollama,
 )
 from tests.support.server import ServiceProcess, free_port, start_fails
-
-
-@pytest.fixture(scope="module")
-def ollama() -> Iterator[FakeOllama]:
-    server = start_ollama()
-    yield server
-    server.close()
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -184,3 +185,12 @@ def frozen_postgres(data_dir: Path) -> Iterator[None]:
     finally:
         for process in processes:
             os.kill(process.pid, signal.SIGCONT)
+
+
+@contextmanager
+def tenant_client(service: ServiceProcess, prefix: str = "t") -> Iterator[httpx.Client]:
+    """A client with a user key of a new tenant, so a test sees only its own data."""
+    with service.client(ADMIN_KEY) as admin:
+        key = new_tenant_key(admin, f"{prefix}-{uuid.uuid4().hex[:10]}")
+    with service.client(key) as client:
+        yield client
