@@ -24,13 +24,14 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import gevent
-from locust import FastHttpUser, constant, constant_throughput, events, tag, task
+from locust import FastHttpUser, constant, events, tag, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -132,11 +133,11 @@ def add_arguments(parser: Any) -> None:
     g.add_argument(
         "--probe-per-minute", env_var="PROBE_PER_MINUTE", type=int, default=100, help="expected per-minute limit"
     )
-    g.add_argument("--step-start-users", env_var="STEP_START_USERS", type=int, default=10)
-    g.add_argument("--step-users", env_var="STEP_USERS", type=int, default=10)
-    g.add_argument("--step-seconds", env_var="STEP_SECONDS", type=float, default=40.0)
+    g.add_argument("--step-start-users", env_var="STEP_START_USERS", type=int, default=20)
+    g.add_argument("--step-users", env_var="STEP_USERS", type=int, default=20)
+    g.add_argument("--step-seconds", env_var="STEP_SECONDS", type=float, default=30.0)
     g.add_argument("--step-warmup-seconds", env_var="STEP_WARMUP_SECONDS", type=float, default=10.0)
-    g.add_argument("--step-max-users", env_var="STEP_MAX_USERS", type=int, default=300)
+    g.add_argument("--step-max-users", env_var="STEP_MAX_USERS", type=int, default=400)
     g.add_argument("--step-spawn-rate", env_var="STEP_SPAWN_RATE", type=float, default=10.0)
 
 
@@ -148,7 +149,7 @@ def _is_capacity_shape(environment: Environment) -> bool:
 def on_init(environment: Environment, **_: Any) -> None:
     """Provision keys and seed memories before any user starts (every process that runs users)."""
     opts = environment.parsed_options
-    MemoryUser.wait_time = constant_throughput(opts.lt_user_rps)
+    MemoryUser.wait_time = paced(opts.lt_user_rps)
     if isinstance(environment.runner, MasterRunner):
         return
     if not environment.host:
@@ -236,13 +237,35 @@ def on_quitting(environment: Environment, **_: Any) -> None:
             log.warning("could not revoke the run's keys (tenants lt-%s-*): %s", pool.run_id, exc)
 
 
+def paced(rps: float) -> Callable[[Any], float]:
+    """A wait_time starting tasks `rps` times a second on average, each gap drawn from U(0.6, 1.4) / rps.
+
+    Locust's constant_throughput keeps users spawned together in lockstep: they all fire in the
+    same millisecond every second, and the latency measured is that of the load generator's
+    bursts (20 users at 1 request/s measured 70 ms where spread arrivals measure 10 ms). Jittered
+    gaps spread the arrivals; no gap is shorter than 0.6 / rps, so a user at 1 request/s never
+    sends more than 17 in 10 s and stays under its key's burst limit.
+    """
+
+    def wait_time(user: Any) -> float:
+        now = time.monotonic()
+        target = getattr(user, "_paced_start", now) + random.uniform(0.6, 1.4) / rps
+        user._paced_start = max(target, now)  # when the next task starts
+        return max(0.0, target - now)
+
+    return wait_time
+
+
 class MemoryUser(FastHttpUser):
     """An agent using its memory: mostly searches, some writes, over its tenant's seeded users."""
 
     weight = 10
-    wait_time = constant_throughput(1.0)  # replaced by --lt-user-rps at init
+    wait_time = paced(1.0)  # replaced by --lt-user-rps at init
 
     def on_start(self) -> None:
+        rps = self.environment.parsed_options.lt_user_rps
+        gevent.sleep(random.uniform(0, 1 / rps))  # a random phase: users spawned together do not fire together
+        self._paced_start = time.monotonic()
         pool = State.pool
         assert pool is not None, "the pool was not provisioned"
         assert pool.workload, "no workload keys were provisioned"
