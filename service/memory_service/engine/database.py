@@ -123,9 +123,19 @@ class Database:
         # do not stick: there they are set per transaction (one more round trip). A direct
         # connection gets them once, as startup options, for free.
         self.per_transaction_settings = behind_transaction_pooler(conninfo, self.settings.database_transaction_pooler)
-        kwargs: dict[str, Any] = {"prepare_threshold": None, "application_name": "memory-service"}
-        if not self.per_transaction_settings:
-            kwargs["options"] = f"-c statement_timeout={self._statement_timeout} -c hnsw.iterative_scan=relaxed_order"
+        # Server-side prepared statements save parsing on every repeated query, but a transaction
+        # pooler cannot keep them (a statement prepared on one server connection is unknown on
+        # the next). Where they are used, plan_cache_mode keeps Postgres from switching a filtered
+        # vector search to a cached generic plan, one half of the short-results pitfall (the
+        # iterative scan is the other half).
+        kwargs: dict[str, Any] = {"application_name": "memory-service"}
+        if self.per_transaction_settings:
+            kwargs["prepare_threshold"] = None
+        else:
+            kwargs["options"] = (
+                f"-c statement_timeout={self._statement_timeout} -c hnsw.iterative_scan=relaxed_order"
+                " -c plan_cache_mode=force_custom_plan"
+            )
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
