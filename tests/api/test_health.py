@@ -81,3 +81,30 @@ def test_a_hanging_database_gives_fast_health_and_503_then_recovers(tmp_path: Pa
                 time.sleep(0.2)
     finally:
         service.stop()
+
+
+def test_the_service_opens_no_connection_but_to_its_backends(tmp_path: Path) -> None:
+    """mem0's telemetry and notices stay off: any outbound HTTP would have gone through this proxy."""
+    import socketserver
+    import threading
+
+    seen: list[bytes] = []
+
+    class Recorder(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            seen.append(self.request.recv(1024))
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Recorder) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        address = f"http://127.0.0.1:{proxy.server_address[1]}"
+        env = {"HTTP_PROXY": address, "HTTPS_PROXY": address, "ALL_PROXY": address, "NO_PROXY": ""}
+        service = ServiceProcess(tmp_path / "quiet", env).start()
+        try:
+            with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {DEV_KEY}"}) as client:
+                add_memory(client, "A memory that must not leave the machine", "quiet")
+                client.get("/v1/memories/search", params={"query": "memory", "user_id": "quiet"})
+                client.get("/v1/memories/user/quiet")
+        finally:
+            service.stop()
+        proxy.shutdown()
+    assert seen == []
