@@ -43,7 +43,7 @@ CAPACITY_DATASET = {"LOADTEST_TENANTS": "10", "LOADTEST_USERS_PER_TENANT": "50",
 
 
 @contextlib.contextmanager
-def target(workers: int, keep: bool) -> Iterator[tuple[str, str, int | None]]:
+def target(workers: int, keep: bool) -> Iterator[tuple[str, str, str | None]]:
     """(base URL, description, server pid): LOCUST_HOST as given, or a fresh server of our own."""
     if os.environ.get("LOCUST_HOST"):
         yield os.environ["LOCUST_HOST"], os.environ.get("LOADTEST_LABEL", os.environ["LOCUST_HOST"]), None
@@ -60,7 +60,10 @@ def target(workers: int, keep: bool) -> Iterator[tuple[str, str, int | None]]:
         print(f"loadtest: starting memory-service ({label}) in {root}", flush=True)
         service.start(timeout=240)
         assert service.process is not None
-        yield service.url, label, service.process.pid
+        pids = [str(service.process.pid)]
+        with contextlib.suppress(OSError, IndexError):  # the embedded Postgres detaches: its own tree
+            pids.append((root / "data" / "pgdata" / "postmaster.pid").read_text().splitlines()[0].strip())
+        yield service.url, label, ",".join(pids)
     except BaseException:
         print(service.logs()[-4000:], file=sys.stderr)
         raise
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     with target(workers, args.keep) as (host, label, pid):
         env.setdefault("LOADTEST_LABEL", label)
         if pid is not None:
-            env["LOADTEST_SERVER_PID"] = str(pid)  # the step shape measures the server's CPU
+            env["LOADTEST_SERVER_PID"] = pid  # the step shape measures the server's CPU
         started = time.monotonic()
         if args.mode == "smoke":
             users = env.get("LOCUST_USERS", "20")

@@ -75,7 +75,8 @@ def server_split(before: metrics.Snapshot, after: metrics.Snapshot) -> dict[str,
 
 class CpuClock:
     """CPU use over a window: the whole machine, this Locust process and, when run.py started the
-    server (LOADTEST_SERVER_PID), the server's process tree (workers and embedded Postgres).
+    server (LOADTEST_SERVER_PID), the server's processes: workers and the embedded Postgres (which
+    detaches from the server, hence its own pid).
 
     On a shared 2-core machine this says how much of the CPU the service really had.
     """
@@ -118,14 +119,16 @@ def _delta(after: dict[tuple[int, float], float], before: dict[tuple[int, float]
 
 
 def _server_cpu_seconds() -> dict[tuple[int, float], float] | None:
-    pid = os.environ.get("LOADTEST_SERVER_PID")
-    if not pid:
+    """CPU of the process trees in LOADTEST_SERVER_PID (comma-separated: the server, Postgres)."""
+    pids = [p for p in os.environ.get("LOADTEST_SERVER_PID", "").split(",") if p.strip()]
+    if not pids:
         return None
-    try:
-        root = psutil.Process(int(pid))
-        return _cpu_seconds([root, *root.children(recursive=True)])
-    except (psutil.Error, ValueError):
-        return None
+    processes: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error, ValueError):
+            root = psutil.Process(int(pid))
+            processes += [root, *root.children(recursive=True)]
+    return _cpu_seconds(processes) if processes else None
 
 
 def _ms(seconds: float | None) -> float | None:
