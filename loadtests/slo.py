@@ -113,6 +113,9 @@ def evaluate(
     probe_requests = sum(e.requests for e in probes)
     if probe_requests:
         verdict.summary.append(f"probes: {probe_requests} requests, {probe_429} expected 429s (not errors)")
+    probe_failures = sum(e.failures for e in probes)
+    if probe_failures:
+        verdict.violations.append(f"{probe_failures} probe requests failed with something other than 429")
     checks = [e for e in entries if e.method == CHECK_METHOD]
     for error in check_errors:
         verdict.violations.append(f"{error.name}: {error.message}")

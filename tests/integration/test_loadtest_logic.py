@@ -148,6 +148,11 @@ def test_too_few_searches_cannot_pass() -> None:
     assert "no workload requests were made" in evaluate([], [], THRESHOLDS).violations[0]
 
 
+def test_a_probe_request_failing_otherwise_than_429_fails_the_run() -> None:
+    entries = [*_entries(), EntryStats("GET", "[probe] GET /v1/memories/user/{user_id}", 5, 2)]
+    assert evaluate(entries, [], THRESHOLDS).violations == ["2 probe requests failed with something other than 429"]
+
+
 def test_a_failed_or_unfinished_probe_fails_the_run_even_without_workload() -> None:
     entries = [
         EntryStats("CHECK", "[probe] PoliteClient started", 1, 0),
