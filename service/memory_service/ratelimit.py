@@ -115,11 +115,15 @@ class RateLimiter:
         return "memory" if is_process_local(self.settings.rate_limit_storage_uri) else "redis"
 
     def _items(self, per_minute: int | None) -> list[tuple[str, RateLimitItem]]:
-        minute = self.minute if per_minute is None else RateLimitItemPerMinute(per_minute)
-        burst = self.burst
-        if per_minute is not None and per_minute < burst.amount:
-            burst = RateLimitItemPerSecond(per_minute, self.settings.rate_limit_burst_seconds)
-        return [("burst", burst), ("minute", minute)]
+        """A key's own per-minute limit scales its burst in proportion (1000/min gets 200 per 10 s
+        with the defaults), never below the default burst and never above the minute limit."""
+        if per_minute is None:
+            return [("burst", self.burst), ("minute", self.minute)]
+        settings = self.settings
+        scaled = math.ceil(per_minute * settings.rate_limit_burst / settings.rate_limit_per_minute)
+        burst_amount = min(per_minute, max(settings.rate_limit_burst, scaled))
+        burst = RateLimitItemPerSecond(burst_amount, settings.rate_limit_burst_seconds)
+        return [("burst", burst), ("minute", RateLimitItemPerMinute(per_minute))]
 
     async def _states(self, items: list[tuple[str, RateLimitItem]], scope: Scope, identity: str) -> list[WindowState]:
         states = []

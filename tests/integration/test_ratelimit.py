@@ -110,6 +110,15 @@ def test_headers_describe_the_window_closest_to_running_out(local: ServiceProces
         assert client.get("/status").headers["x-ratelimit-limit"] == "20"
 
 
+def test_a_keys_own_limit_scales_its_burst(local: ServiceProcess) -> None:
+    key = _fresh_key(local, rate_limit=200)  # 200/min: the burst scales to 40 per 10 s
+    with local.client(key) as client:
+        responses = [client.get("/status") for _ in range(45)]
+    assert [r.status_code for r in responses] == [200] * 40 + [429] * 5
+    assert responses[0].headers["x-ratelimit-limit"] == "40"
+    assert assert_error(responses[-1], 429, "RATE_LIMIT_EXCEEDED")["details"]["limit"] == 40
+
+
 def test_unauthenticated_requests_are_limited_per_address(local: ServiceProcess) -> None:
     time.sleep(10.5)  # let this address's window from other tests drain
     with local.client("m0sk_guessing") as guesser:
