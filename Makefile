@@ -53,10 +53,10 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 
 .PHONY: bench
 bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, limiter overhead
-	$(BIN)/python bench/run.py
+	@$(BIN)/python bench/run.py
 
 .PHONY: bench-graph-boost
 bench-graph-boost: install ## Measure the search entity boost on a small labelled set (JSON on stdout)
-	$(BIN)/python bench/graph_boost.py
+	@$(BIN)/python bench/graph_boost.py
 
 -include mk/*.mk
