@@ -220,3 +220,17 @@ def test_user_stats(client: httpx.Client) -> None:
     empty = client.get("/v1/users/nobody/stats").json()["data"]
     assert empty["memory_count"] == 0
     assert empty["first_write"] is None
+
+
+def test_metadata_numbers_beyond_64_bits_survive_storage(client: httpx.Client) -> None:
+    """Payloads are decoded with orjson, which refuses integers beyond 64 bits: the fallback keeps them."""
+    big = 2**70 + 1
+    created = add_memory(
+        client, "A ledger entry with a very large counter", user_id="ledger", metadata={"counter": big, "n": 1.5}
+    )
+    read = client.get(f"/v1/memories/{created['id']}").json()["data"]
+    assert read["metadata"]["counter"] == big
+    assert read["metadata"]["n"] == 1.5
+    found = client.get("/v1/memories/search", params={"query": "ledger counter", "user_id": "ledger"})
+    assert found.status_code == 200, found.text
+    assert [m["metadata"]["counter"] for m in found.json()["data"]["memories"]] == [big]

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from memory_service.engine import adapters
 from memory_service.errors import ServiceUnavailable, StartupError
 from memory_service.settings import Settings
 
@@ -142,6 +143,7 @@ class Database:
             max_size=self.settings.db_pool_size,
             timeout=self.timeout,
             kwargs=kwargs,
+            configure=adapters.register,
             check=self._check_if_idle,
             reset=self._stamp,
             reconnect_timeout=0,

@@ -20,6 +20,7 @@ from mem0.vector_stores.pgvector import OutputData, PGVector, _build_filter_cond
 from opentelemetry import trace
 from psycopg import sql
 
+from memory_service.engine.adapters import PgVector
 from memory_service.engine.database import Database
 from memory_service.graph.outbox import enqueue_memories
 from memory_service.observability.metrics import VECTOR_DURATION
@@ -95,14 +96,14 @@ class ServicePGVector(PGVector):
     @_timed("insert")
     def insert(self, vectors: list[list[float]], payloads: Any = None, ids: Any = None) -> None:
         with self._get_cursor(commit=True) as cur:
-            super().insert(vectors, payloads, ids)
+            super().insert([PgVector(v) for v in vectors], payloads, ids)
             if self.outbox:
                 enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
 
     @_timed("update")
     def update(self, vector_id: str, vector: list[float] | None = None, payload: dict | None = None) -> None:
         with self._get_cursor(commit=True) as cur:
-            super().update(vector_id, vector, payload)
+            super().update(vector_id, None if vector is None else PgVector(vector), payload)
             if self.outbox and payload is not None:
                 enqueue_memories(cur, [(str(vector_id), str(payload.get("user_id")))])
 
@@ -130,7 +131,7 @@ class ServicePGVector(PGVector):
                 sql.SQL(
                     "SELECT id, vector <=> %s::vector AS distance, payload FROM {} {} ORDER BY distance LIMIT %s"
                 ).format(self._col(), where),
-                (vectors, *params, top_k),
+                (PgVector(vectors), *params, top_k),
             )
             rows = cur.fetchall()
         return [OutputData.model_construct(id=str(r[0]), score=max(0.0, 1.0 - float(r[1])), payload=r[2]) for r in rows]
