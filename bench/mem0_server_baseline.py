@@ -6,7 +6,9 @@ mem0's pgvector provider managing its own connection pool and history in a local
 This module rebuilds that pattern (not its code) on the same embedded Postgres and the same ONNX
 embedder as the service, so the benchmark compares serving designs, not models or databases.
 
-Run: `python bench/mem0_server_baseline.py <port> <postgres-uri> <sqlite-path>`.
+Run: `python bench/mem0_server_baseline.py <port> <postgres-uri> <sqlite-path> <collection>`.
+`make bench` runs it twice: as mem0 ships it, and with the URI's `options` setting the HNSW
+iterative scan, which makes its filtered searches return as many results as the service's do.
 """
 
 from __future__ import annotations
@@ -41,13 +43,13 @@ class SearchIn(BaseModel):
     user_id: str | None = None
 
 
-def build_app(uri: str, history_path: str) -> FastAPI:
+def build_app(uri: str, history_path: str, collection: str) -> FastAPI:
     config = MemoryConfig(
         vector_store={
             "provider": "pgvector",
             "config": {
                 "connection_string": uri,
-                "collection_name": "baseline_memories",
+                "collection_name": collection,
                 "embedding_model_dims": 384,
             },
         },
@@ -76,5 +78,5 @@ def build_app(uri: str, history_path: str) -> FastAPI:
 
 
 if __name__ == "__main__":
-    port, uri, history = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    uvicorn.run(build_app(uri, history), host="127.0.0.1", port=port, log_level="warning")
+    port, uri, history, collection = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    uvicorn.run(build_app(uri, history, collection), host="127.0.0.1", port=port, log_level="warning")

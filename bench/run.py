@@ -5,7 +5,9 @@ What it measures, in one run on one machine (so ratios are comparable, absolute 
 - search: GET /v1/memories/search (limit 10), sequential p50/p95, and searches per second with
   BENCH_CLIENTS concurrent clients for BENCH_SECONDS, at 1k and 10k memories;
 - the same search and add through a server built the way mem0's own server is
-  (bench/mem0_server_baseline.py), on the same Postgres and embedder, at 1k memories;
+  (bench/mem0_server_baseline.py), on the same Postgres and embedder, at 1k memories: once as
+  mem0 ships it, whose filtered HNSW searches come back short (the results per search are
+  reported), and once with the iterative scan that makes them complete, as the service's are;
 - the rate limiter's added latency per request (its `check`), memory:// and a real Redis.
 The client runs on the same 2 cores as the server: throughput figures include that contention.
 Progress goes to stderr; stdout is one JSON document.
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,18 +120,28 @@ class Target:
             return client.get("/v1/memories/search", params={"query": query, "user_id": user, "limit": 10})
         return client.post("/search", json={"query": query, "user_id": user})
 
+    def results(self, response: httpx.Response) -> int:
+        """How many memories a search returned (each user has 100, so 10 are always due)."""
+        body = response.json()
+        return len(body["data"]["memories"] if self.name == "service" else body["results"])
+
 
 def measure(targets: list[Target]) -> dict[str, dict[str, Any]]:
     """Interleave the targets request by request (and window by window for throughput), so a
     change in machine load hits all of them alike and their ratio stays meaningful."""
     adds: dict[str, list[float]] = {t.name: [] for t in targets}
     searches: dict[str, list[float]] = {t.name: [] for t in targets}
+    returned: dict[str, list[int]] = {t.name: [] for t in targets}
     clients = {t.name: httpx.Client(base_url=t.url, headers=t.headers, timeout=60) for t in targets}
     try:
         for i in range(SAMPLES):
             for t in targets:
                 adds[t.name].append(timed(lambda t=t, i=i: t.add(clients[t.name], i), t.add_status))
-                searches[t.name].append(timed(lambda t=t, i=i: t.search(clients[t.name], i), 200))
+                started = time.perf_counter()
+                response = t.search(clients[t.name], i)
+                searches[t.name].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text
+                returned[t.name].append(t.results(response))
     finally:
         for client in clients.values():
             client.close()
@@ -140,6 +153,11 @@ def measure(targets: list[Target]) -> dict[str, dict[str, Any]]:
         t.name: {
             "add": summary(adds[t.name]),
             "search": summary(searches[t.name]),
+            "results_per_search": {
+                "mean": round(statistics.fmean(returned[t.name]), 2),
+                "min": min(returned[t.name]),
+                "expected": 10,
+            },
             "search_per_second": statistics.median(rates[t.name]),
             "search_per_second_windows": rates[t.name],
         }
@@ -147,15 +165,22 @@ def measure(targets: list[Target]) -> dict[str, dict[str, Any]]:
     }
 
 
-def start_baseline(data_dir: Path, uri: str) -> tuple[subprocess.Popen[bytes], str]:
+# Startup options that give the baseline's connections the iterative HNSW scan the service uses.
+ITERATIVE_SCAN = "&options=" + urllib.parse.quote(
+    "-c hnsw.iterative_scan=relaxed_order -c plan_cache_mode=force_custom_plan"
+)
+
+
+def start_baseline(data_dir: Path, uri: str, name: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    log("starting the mem0-server-pattern baseline")
+    log(f"starting the {name} baseline")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [str(ROOT / "bench/mem0_server_baseline.py"), str(port), uri, str(data_dir / f"{name}.db"), name]
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench/mem0_server_baseline.py"), str(port), uri, str(data_dir / "history.db")],
+        [sys.executable, *args],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(data_dir / "baseline.log").open("w"),
+        stderr=(data_dir / f"{name}.log").open("w"),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -164,7 +189,7 @@ def start_baseline(data_dir: Path, uri: str) -> tuple[subprocess.Popen[bytes], s
             httpx.get(f"{url}/docs", timeout=1)
             break
         except httpx.HTTPError:
-            assert time.monotonic() < deadline, (data_dir / "baseline.log").read_text()
+            assert time.monotonic() < deadline, (data_dir / f"{name}.log").read_text()
             time.sleep(0.3)
     with httpx.Client(base_url=url, timeout=300) as client:
         for offset in range(0, 1000, 100):
@@ -206,20 +231,24 @@ def main() -> int:
         try:
             log("seeding 1,000 memories")
             seed(service.url, headers, 1000)
-            baseline, baseline_url = start_baseline(data, _uri(embedded_conninfo(service.data_dir)))
+            uri = _uri(embedded_conninfo(service.data_dir))
+            shipped, shipped_url = start_baseline(data, uri, "mem0_server_pattern")
+            fixed, fixed_url = start_baseline(data, uri + ITERATIVE_SCAN, "mem0_server_pattern_iterative_scan")
             try:
-                log("measuring at 1k, interleaved with the baseline")
-                both = measure(
+                log("measuring at 1k, interleaved with the baselines")
+                at_1k = measure(
                     [
                         Target("service", service.url, headers, "/v1/memories", 201),
-                        Target("mem0_server_pattern", baseline_url, {}, "/memories", 200),
+                        Target("mem0_server_pattern", shipped_url, {}, "/memories", 200),
+                        Target("mem0_server_pattern_iterative_scan", fixed_url, {}, "/memories", 200),
                     ]
                 )
             finally:
-                baseline.terminate()
-                baseline.wait(30)
-            results["service_1k"] = both["service"]
-            results["mem0_server_pattern_1k"] = both["mem0_server_pattern"]
+                for baseline in (shipped, fixed):
+                    baseline.terminate()
+                    baseline.wait(30)
+            results["service_1k"] = at_1k.pop("service")
+            results.update({f"{name}_1k": figures for name, figures in at_1k.items()})
             log("seeding to 10,000 memories")
             seed(service.url, headers, 9000, start=1000)
             log("measuring at 10k")
@@ -233,12 +262,14 @@ def main() -> int:
             results["ratelimit_check_redis"] = asyncio.run(limiter_overhead(redis_server.url))
         finally:
             redis_server.stop()
-    ours, theirs = results["service_1k"], results["mem0_server_pattern_1k"]
-    results["ratios_vs_mem0_server_pattern_1k"] = {
-        "search_p50": round(theirs["search"]["p50_ms"] / ours["search"]["p50_ms"], 2),
-        "search_per_second": round(ours["search_per_second"] / theirs["search_per_second"], 2),
-        "add_p50": round(theirs["add"]["p50_ms"] / ours["add"]["p50_ms"], 2),
-    }
+    ours = results["service_1k"]
+    for name in ("mem0_server_pattern", "mem0_server_pattern_iterative_scan"):
+        theirs = results[f"{name}_1k"]
+        results[f"ratios_vs_{name}_1k"] = {  # above 1: the service is faster
+            "search_p50": round(theirs["search"]["p50_ms"] / ours["search"]["p50_ms"], 2),
+            "search_per_second": round(ours["search_per_second"] / theirs["search_per_second"], 2),
+            "add_p50": round(theirs["add"]["p50_ms"] / ours["add"]["p50_ms"], 2),
+        }
     print(json.dumps(results, indent=2))
     return 0
 
