@@ -67,7 +67,9 @@ def timed(call: Callable[[], httpx.Response], expect: int) -> float:
     return elapsed
 
 
-def seed(url: str, headers: dict[str, str], total: int, start: int = 0) -> None:
+def seed(
+    url: str, headers: dict[str, str], total: int, start: int = 0, path: str = "/v1/memories", status: int = 201
+) -> None:
     """Store memories 100 per request (each user message becomes one memory)."""
     with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
         for offset in range(start, start + total, 100):
@@ -76,8 +78,8 @@ def seed(url: str, headers: dict[str, str], total: int, start: int = 0) -> None:
                 {"role": "user", "content": f"Note {i} about {TOPICS[i % 10]}: day {i // 10} of user {user}"}
                 for i in range(offset, offset + 100)
             ]
-            response = client.post("/v1/memories", json={"messages": messages, "user_id": f"user-{user}"})
-            assert response.status_code == 201, response.text
+            response = client.post(path, json={"messages": messages, "user_id": f"user-{user}"})
+            assert response.status_code == status, response.text
 
 
 def throughput(make_call: Callable[[httpx.Client, int], httpx.Response], url: str, headers: dict[str, str]) -> float:
@@ -191,15 +193,7 @@ def start_baseline(data_dir: Path, uri: str, name: str) -> tuple[subprocess.Pope
         except httpx.HTTPError:
             assert time.monotonic() < deadline, (data_dir / f"{name}.log").read_text()
             time.sleep(0.3)
-    with httpx.Client(base_url=url, timeout=300) as client:
-        for offset in range(0, 1000, 100):
-            user = (offset // 100) % USERS
-            messages = [
-                {"role": "user", "content": f"Note {i} about {TOPICS[i % 10]}: day {i // 10} of user {user}"}
-                for i in range(offset, offset + 100)
-            ]
-            response = client.post("/memories", json={"messages": messages, "user_id": f"user-{user}"})
-            assert response.status_code == 200, response.text
+    seed(url, {}, 1000, path="/memories", status=200)
     return process, url
 
 
