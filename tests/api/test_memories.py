@@ -234,3 +234,17 @@ def test_metadata_numbers_beyond_64_bits_survive_storage(client: httpx.Client) -
     found = client.get("/v1/memories/search", params={"query": "ledger counter", "user_id": "ledger"})
     assert found.status_code == 200, found.text
     assert [m["metadata"]["counter"] for m in found.json()["data"]["memories"]] == [big]
+
+
+def test_keyword_matches_count_in_the_score(client: httpx.Client) -> None:
+    """mem0's hybrid score: with keyword hits, the score is (semantic + keyword) / 2, so a memory
+    without every query word scores at most half its similarity. Without the keyword query it
+    would score its full similarity: this catches a keyword search that quietly finds nothing."""
+    exact = add_memory(client, "quantum chromodynamics lectures every tuesday", user_id="hybrid")
+    near = add_memory(client, "lessons on quantum chromodynamics", user_id="hybrid")
+    response = client.get(
+        "/v1/memories/search", params={"query": "quantum chromodynamics lectures", "user_id": "hybrid"}
+    )
+    scores = {m["id"]: m["score"] for m in response.json()["data"]["memories"]}
+    assert max(scores, key=scores.__getitem__) == exact["id"]
+    assert scores[near["id"]] <= 0.5
