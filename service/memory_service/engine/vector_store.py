@@ -124,16 +124,12 @@ class ServicePGVector(PGVector):
     ) -> list[OutputData]:
         """mem0's query; rows become OutputData without validation (mem0 validates and copies
         every payload of its 60-row over-fetch, a tenth of a search's CPU)."""
-        conditions, params = _build_filter_conditions(filters)
-        where = sql.SQL("WHERE " + " AND ".join(conditions)) if conditions else sql.SQL("")
-        with self._get_cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "SELECT id, vector <=> %s::vector AS distance, payload FROM {} {} ORDER BY distance LIMIT %s"
-                ).format(self._col(), where),
-                (PgVector(vectors), *params, top_k),
-            )
-            rows = cur.fetchall()
+        rows = self._filtered_rows(
+            "SELECT id, vector <=> %s::vector AS distance, payload FROM {} WHERE {} ORDER BY distance LIMIT %s",
+            (PgVector(vectors),),
+            filters,
+            top_k,
+        )
         return [OutputData.model_construct(id=str(r[0]), score=max(0.0, 1.0 - float(r[1])), payload=r[2]) for r in rows]
 
     @_timed("keyword_search")
@@ -144,20 +140,25 @@ class ServicePGVector(PGVector):
         results (the candidates and their payloads come from the vector search), and decoding up
         to 60 payloads nobody reads was the largest part of this query's Python time.
         """
-        conditions, params = _build_filter_conditions(filters)
-        where = sql.SQL("AND " + " AND ".join(conditions)) if conditions else sql.SQL("")
-        with self._get_cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "SELECT id, ts_rank_cd(to_tsvector('simple', payload->>'text_lemmatized'),"
-                    " plainto_tsquery('simple', %s)) AS score FROM {}"
-                    " WHERE to_tsvector('simple', payload->>'text_lemmatized') @@ plainto_tsquery('simple', %s) {}"
-                    " ORDER BY score DESC LIMIT %s"
-                ).format(self._col(), where),
-                (query, query, *params, top_k),
-            )
-            rows = cur.fetchall()
+        rows = self._filtered_rows(
+            "SELECT id, ts_rank_cd(to_tsvector('simple', payload->>'text_lemmatized'),"
+            " plainto_tsquery('simple', %s)) AS score FROM {}"
+            " WHERE to_tsvector('simple', payload->>'text_lemmatized') @@ plainto_tsquery('simple', %s) AND {}"
+            " ORDER BY score DESC LIMIT %s",
+            (query, query),
+            filters,
+            top_k,
+        )
         return [OutputData.model_construct(id=str(r[0]), score=float(r[1]), payload={}) for r in rows]
+
+    def _filtered_rows(self, query: str, leading: tuple[Any, ...], filters: dict | None, top_k: int | None) -> Any:
+        """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
+        without filters), `leading` the parameters before the filters' own, `top_k` the last."""
+        conditions, params = _build_filter_conditions(filters)
+        where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
+        with self._get_cursor() as cur:
+            cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))
+            return cur.fetchall()
 
     get = _timed("get")(PGVector.get)
     list = _timed("list")(PGVector.list)
