@@ -27,8 +27,13 @@ from memory_service.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The process's services, set by the lifespan; a plain call, not a dependency node."""
     return request.app.state.services
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -37,11 +42,11 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 # These read the request directly rather than depending on get_services: FastAPI's dependency
 # resolution costs tens of microseconds per node, on every request.
 async def get_engine(request: Request) -> MemoryEngine:
-    return request.app.state.services.engine
+    return services_of(request).engine
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.services.settings
+    return services_of(request).settings
 
 
 EngineDep = Annotated[MemoryEngine, Depends(get_engine)]
@@ -62,7 +67,7 @@ async def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The caller's key, or 401 (after the per-address limit, so keys cannot be guessed quickly)."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     if credentials is None or not credentials.credentials:
         AUTH_FAILURES.labels("missing").inc()
         await _limit_address(request, services)
@@ -88,8 +93,7 @@ AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 
 
 async def rate_limited(request: Request, principal: AuthenticatedDep) -> Principal:
-    limiter = request.app.state.services.limiter
-    state = await limiter.check(principal.key_id, "key", principal.rate_limit_per_minute)
+    state = await services_of(request).limiter.check(principal.key_id, "key", principal.rate_limit_per_minute)
     if state is not None:
         request.state.ratelimit = state
     return principal

@@ -4,8 +4,8 @@ Profiling `make bench` showed a search holding the GIL for about a third of a mi
 its 384-float query vector (psycopg's generic float-list dumper, element by element, into a
 `float8[]` literal that Postgres then casts) and as long again to decode the 60 jsonb payloads
 of mem0's over-fetch with the standard `json` module. pgvector's binary wire format packs the
-vector in microseconds, and orjson decodes the payloads about four times faster (except the rare payload holding an
-integer beyond 64 bits, which orjson would round to a float).
+vector in microseconds, and orjson decodes the payloads about four times faster (except the rare
+payload holding an integer beyond 64 bits, which orjson would round to a float).
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ class PgVector:
 
     def __init__(self, values: Sequence[float]) -> None:
         self.values = values
-
-    def __len__(self) -> int:
-        return len(self.values)
 
 
 class PgVectorBinaryDumper(Dumper):
