@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from mem0 import Memory
 from mem0.configs.base import MemoryConfig
-from memory_service.engine.embedder import OnnxMiniLMEmbedder
+from memory_service.providers.onnx import OnnxMiniLMEmbedder
 from pydantic import BaseModel
 
 

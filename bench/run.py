@@ -198,7 +198,7 @@ def start_baseline(data_dir: Path, uri: str, name: str) -> tuple[subprocess.Pope
 
 
 async def limiter_overhead(storage_uri: str) -> dict[str, float]:
-    from memory_service.ratelimit import RateLimiter
+    from memory_service.services.ratelimit import RateLimiter
     from memory_service.settings import Settings
 
     limiter = RateLimiter(

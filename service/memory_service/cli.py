@@ -22,6 +22,10 @@ from rich.table import Table
 app = typer.Typer(help="Mem0 memory service", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once, at creation)", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(
+    help="Database schema: versioned migrations (applied at start; by hand here)", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 
@@ -93,8 +97,8 @@ def _serve_uvicorn(host: str, port: int, settings: object) -> None:
 
 
 def _serve_gunicorn(host: str, port: int, workers: int, settings: object) -> None:
-    from memory_service.engine.database import EMBEDDED_URI_ENV, EmbeddedPostgres
     from memory_service.settings import Settings
+    from memory_service.storage.database import EMBEDDED_URI_ENV, EmbeddedPostgres
 
     assert isinstance(settings, Settings)
     assert "prometheus_client" not in sys.modules, "PROMETHEUS_MULTIPROC_DIR must be set before the import"
@@ -112,22 +116,38 @@ def _serve_gunicorn(host: str, port: int, workers: int, settings: object) -> Non
             embedded.stop()
 
 
-def _key_store():  # noqa: ANN202 - returns (Database, KeyStore)
-    from memory_service.auth.store import KeyStore
-    from memory_service.engine.database import Database
-    from memory_service.engine.embedder import MINILM_DIMS
-    from memory_service.engine.schema import ensure_schema
+def _open_database():  # noqa: ANN202 - returns (Settings, Database); imports stay lazy for `serve`
     from memory_service.settings import Settings
+    from memory_service.storage.database import Database
 
     settings = Settings()
     db = Database(settings)
     db.open()
-    with db.connection() as conn:
-        from memory_service.engine.schema import stored_dimension
+    return settings, db
 
-        dims = stored_dimension(conn, settings.collection_name) or settings.embedding_dims or MINILM_DIMS
-        ensure_schema(conn, settings.collection_name, dims, settings.embedder)
-    return db, KeyStore(db, settings)
+
+def _migrated_database():  # noqa: ANN202 - returns (Settings, Database)
+    """The database at this release's schema; the collection's dimension is the stored one, or
+    the configured embedder's (so key commands work before the service ever started)."""
+    from memory_service.providers.onnx import MINILM_DIMS
+    from memory_service.storage.schema import ensure_schema, stored_dimension
+
+    settings, db = _open_database()
+    try:
+        dims = stored_dimension(db, settings.collection_name) or settings.embedding_dims or MINILM_DIMS
+        ensure_schema(db, settings.collection_name, dims, str(settings.embedder))
+    except BaseException:
+        db.close()
+        raise
+    return settings, db
+
+
+def _key_store():  # noqa: ANN202 - returns (Database, KeyService)
+    from memory_service.domain.auth.keys import KeyService
+    from memory_service.storage.keys import KeyRepository
+
+    settings, db = _migrated_database()
+    return db, KeyService(KeyRepository(db), settings)
 
 
 @keys_app.command("create")
@@ -139,8 +159,8 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Create a key and print it once."""
-    from memory_service.auth.keys import Role
     from memory_service.errors import ServiceError
+    from memory_service.models.keys import Role
 
     if role not in ("user", "admin"):
         raise _fail("--role must be user or admin")
@@ -210,6 +230,51 @@ def keys_revoke(
         raise _fail(exc.message) from exc
     finally:
         db.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to this release's schema (the service also does it at start)."""
+    from memory_service.errors import StartupError
+    from memory_service.storage import migrations
+
+    try:
+        settings, db = _migrated_database()
+    except StartupError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        revisions = migrations.current(db.conninfo_in_use, settings.collection_name)
+    finally:
+        db.close()
+    console.print(f"Schema at {revisions}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of each migration chain (service tables, the memory collection)."""
+    from memory_service.storage import migrations
+
+    settings, db = _open_database()
+    try:
+        revisions = migrations.current(db.conninfo_in_use, settings.collection_name)
+    finally:
+        db.close()
+    heads = migrations.head_revisions(settings.collection_name)
+    for chain, revision in revisions.items():
+        state = "up to date" if revision == heads[chain] else f"this release's head is {heads[chain]}"
+        print(f"{chain}: {revision or '(none)'} ({state})")
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """List the migrations this release has, oldest first (no database needed)."""
+    from memory_service.settings import Settings
+    from memory_service.storage import migrations
+
+    table = Table("chain", "revision", "revises", "what")
+    for chain, revision, down, doc in migrations.history(Settings().collection_name):
+        table.add_row(chain, revision, down or "", doc.splitlines()[0] if doc else "")
+    Console().print(table)
 
 
 def main() -> None:

@@ -48,11 +48,6 @@ class MemoryNotFound(NotFound):
         super().__init__(f"Memory with ID '{memory_id}' not found", {"id": memory_id})
 
 
-class MethodNotAllowed(ServiceError):
-    code = "METHOD_NOT_ALLOWED"
-    status_code = 405
-
-
 class PayloadTooLarge(ServiceError):
     code = "PAYLOAD_TOO_LARGE"
     status_code = 413

@@ -19,8 +19,8 @@ from memory_service.api.openapi import install_openapi
 from memory_service.api.routes import admin, health, jobs, memories, metrics, users
 from memory_service.errors import StartupError
 from memory_service.observability.logging import configure_logging
-from memory_service.observability.tracing import configure_tracing
-from memory_service.services import Services
+from memory_service.observability.tracing import configure_tracing, shutdown_tracing
+from memory_service.services.container import Services
 from memory_service.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.close()
+            shutdown_tracing()
 
     app = FastAPI(
         title="Mem0 Memory System",

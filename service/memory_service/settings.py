@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     @field_validator("default_user_id")
     @classmethod
     def _valid_user(cls, value: str) -> str:
-        from memory_service.engine.scope import validate_user_id
+        from memory_service.core.ids import validate_user_id
 
         return validate_user_id(value)
 
@@ -133,10 +133,6 @@ class Settings(BaseSettings):
     @property
     def inference_enabled(self) -> bool:
         return self.ollama_base_url is not None
-
-    @property
-    def mem0_dir(self) -> Path:
-        return self.data_dir / "mem0"
 
 
 @lru_cache

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from memory_service.engine.embedder import OnnxMiniLMEmbedder, default_model_files
 from memory_service.errors import StartupError
+from memory_service.providers.onnx import OnnxMiniLMEmbedder, default_model_files
 
 from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess, embedded_conninfo, run_cli, start_fails
 

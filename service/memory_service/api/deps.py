@@ -17,11 +17,11 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from memory_service.auth.principal import Principal
-from memory_service.engine.memory_engine import MemoryEngine
+from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.errors import Forbidden, ServiceUnavailable, Unauthorized
+from memory_service.models.keys import Principal
 from memory_service.observability.metrics import AUTH_FAILURES
-from memory_service.services import Services
+from memory_service.services.container import Services
 from memory_service.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")

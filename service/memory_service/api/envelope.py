@@ -6,16 +6,17 @@ Error:   `{"success": false, "error": {"code", "message", "details"}, "timestamp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+
+from memory_service.core.timefmt import now_rfc3339
 
 T = TypeVar("T")
 
 
 def timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_rfc3339(seconds=True)
 
 
 class Envelope(BaseModel, Generic[T]):

@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
-from memory_service.engine.models import RESERVED_METADATA_KEYS, HistoryEntry, MemoryRecord, UserStats
-from memory_service.engine.scope import validate_user_id
+from memory_service.core.ids import validate_user_id
+from memory_service.domain.memories.commands import AddCommand, AddOutcome, Message
 from memory_service.errors import InvalidRequest, PayloadTooLarge
+from memory_service.models.memory import RESERVED_METADATA_KEYS, HistoryEntry, MemoryRecord, UserStats
 
 MAX_METADATA_BYTES = 64 * 1024
 MAX_MESSAGES = 100
@@ -80,6 +81,16 @@ class AddMemoryRequest(BaseModel):
     @classmethod
     def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _check_metadata(value)
+
+    def command(self, default_user_id: str) -> AddCommand:
+        return AddCommand(
+            user_id=self.user_id or default_user_id,
+            messages=tuple(Message(m.role, m.content, m.name) for m in self.messages),
+            agent_id=self.agent_id,
+            run_id=self.run_id,
+            metadata=dict(self.metadata or {}),
+            infer=self.infer,
+        )
 
 
 class UpdateMemoryRequest(BaseModel):
@@ -158,6 +169,11 @@ class AddedMemories(BaseModel):
     inference: Literal["none", "extracted", "fallback"] = Field(
         description="none: stored as given; extracted: facts from the LLM; fallback: LLM gave nothing, stored as given"
     )
+
+    @classmethod
+    def of(cls, outcome: AddOutcome) -> AddedMemories:
+        memories = [MemoryOut.of(r) for r in outcome.memories]
+        return cls(memories=memories, count=len(memories), inference=outcome.inference)  # type: ignore[arg-type]
 
 
 class SearchResults(BaseModel):

@@ -56,6 +56,7 @@ def configure_tracing(settings: Settings, app: FastAPI) -> bool:
 
 
 def shutdown_tracing() -> None:
+    """Flush and stop the exporter at shutdown, so the last batch of spans is not lost."""
     provider = trace.get_tracer_provider()
     shutdown = getattr(provider, "shutdown", None)
     if callable(shutdown):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 from memory_service.api.deps import AdminPrincipal, ServicesDep
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.schemas import CreateKeyRequest, KeyCreated, KeyList, KeyOut
-from memory_service.auth.keys import Role
+from memory_service.models.keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

@@ -11,7 +11,7 @@ from memory_service import __version__
 from memory_service.api.deps import CurrentPrincipal, ServicesDep
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.schemas import DependencyState, HealthOut, StatusOut
-from memory_service.services import Services
+from memory_service.services.container import Services
 
 router = APIRouter(tags=["health"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
@@ -12,9 +11,11 @@ from pydantic import BaseModel, Field
 from memory_service.api.deps import CurrentPrincipal, ServicesDep
 from memory_service.api.envelope import Envelope, ErrorBody, error_responses, ok
 from memory_service.api.schemas import AddedMemories
+from memory_service.core.timefmt import rfc3339
 from memory_service.errors import ServiceUnavailable
-from memory_service.inference.jobs import Job, JobQueue
-from memory_service.services import Services
+from memory_service.models.jobs import Job
+from memory_service.services.container import Services
+from memory_service.services.jobs import JobRunner
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -47,35 +48,32 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        def when(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat().replace("+00:00", "Z")
-
         return cls(
             job_id=job.id,
             kind="add",
             state=job.state,  # type: ignore[arg-type]
             attempts=job.attempts,
-            created_at=when(job.created_at) or "",
-            started_at=when(job.started_at),
-            finished_at=when(job.finished_at),
+            created_at=rfc3339(job.created_at),
+            started_at=rfc3339(job.started_at),
+            finished_at=rfc3339(job.finished_at),
             status_url=status_url(job.id),
             result=AddedMemories.model_validate(job.result) if job.result is not None else None,
             error=ErrorBody.model_validate(job.error) if job.error is not None else None,
         )
 
 
-def job_queue(services: Services) -> JobQueue:
-    """The process's job queue, or 503 where jobs do not run."""
+def job_runner(services: Services) -> JobRunner:
+    """The process's job runner, or 503 where jobs do not run."""
     if services.jobs is None:
         raise ServiceUnavailable("jobs", "asynchronous jobs are not running in this process")
     return services.jobs
 
 
-async def get_jobs(services: ServicesDep) -> JobQueue:
-    return job_queue(services)
+async def get_jobs(services: ServicesDep) -> JobRunner:
+    return job_runner(services)
 
 
-JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 
 
 @router.get("/{job_id}", summary="State and result of an asynchronous add", responses=error_responses(401, 404, 429))

@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse
 
 from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, SettingsDep
 from memory_service.api.envelope import Envelope, error_responses, ok
-from memory_service.api.filters import parse_search_filters
-from memory_service.api.routes.jobs import JobAccepted, job_queue, status_url
+from memory_service.api.routes.jobs import JobAccepted, job_runner, status_url
 from memory_service.api.schemas import (
     AddedMemories,
     AddMemoryRequest,
@@ -25,9 +24,9 @@ from memory_service.api.schemas import (
     UpdateMemoryRequest,
     check_sizes,
 )
-from memory_service.engine.scope import Scope
+from memory_service.domain.memories.filters import parse_search_filters
 from memory_service.errors import InvalidRequest
-from memory_service.inference.jobs import run_add
+from memory_service.models.scope import Scope
 
 router = APIRouter(prefix="/memories", tags=["memories"])
 
@@ -59,13 +58,14 @@ async def add_memory(
     check_sizes(settings.max_memory_size, [m.content for m in body.messages], body.metadata)
     if not any(m.role == "user" for m in body.messages):
         raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
-    if run_async:  # validated exactly as above; the job runs the same add (inference/jobs.py)
-        jobs = job_queue(services)
-        job = await asyncio.to_thread(jobs.submit, principal.tenant, body)
+    command = body.command(settings.default_user_id)
+    if run_async:  # validated exactly as above; the job runs the same command (services/jobs.py)
+        jobs = job_runner(services)
+        job = await asyncio.to_thread(jobs.submit, principal.tenant, command)
         jobs.wake()
         accepted = ok(JobAccepted(job_id=job.id, state="queued", status_url=status_url(job.id)), "Add queued")
         return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": status_url(job.id)})
-    added = await run_add(engine, settings, principal.tenant, body)
+    added = AddedMemories.of(await engine.add(principal.tenant, command))
     noun = "memory" if added.count == 1 else "memories"
     return ok(added, f"{added.count} {noun} stored")
 
@@ -95,7 +95,11 @@ async def search_memories(
             f"limit must be at most {settings.search_limit} (SEARCH_LIMIT)",
             {"field": "limit", "max": settings.search_limit},
         )
-    metadata_filters = parse_search_filters(filters, request.query_params)
+    params = request.query_params
+    shorthand = {
+        name.removeprefix("metadata."): params.getlist(name) for name in params if name.startswith("metadata.")
+    }
+    metadata_filters = parse_search_filters(filters, shorthand)
     scope = Scope(principal.tenant, user_id or settings.default_user_id, agent_id, run_id)
     records = await engine.search(
         scope,

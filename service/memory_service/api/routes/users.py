@@ -11,7 +11,7 @@ from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.routes.memories import UserIdPath
 from memory_service.api.schemas import EntityList, EntityMemories, EntityOut, MemoryOut, UserStatsOut
-from memory_service.engine.scope import Scope
+from memory_service.models.scope import Scope
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -1,1 +1,0 @@
-"""API keys: hashing, the key store, well-known development keys, roles."""

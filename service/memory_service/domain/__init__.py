@@ -1,0 +1,1 @@
+"""The domain: what the service does with memories, entities, jobs and keys, independent of HTTP."""

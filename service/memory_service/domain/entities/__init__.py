@@ -1,0 +1,1 @@
+"""Entities: write-time extraction (what a memory mentions) and graph reads."""

@@ -1,0 +1,1 @@
+"""Memories: the tenant-scoped engine over mem0, scopes, filters and the add command."""

@@ -1,0 +1,409 @@
+"""The memory engine: mem0 behind a tenant-scoped, async, time-bounded interface.
+
+mem0's API is synchronous and blocks on the database, the embedder and (with inference) the LLM,
+so every call runs on a bounded thread pool and is awaited with a deadline: a hung backend costs
+the client a 503 after the deadline, not a stuck event loop. Scoping is by the tenant-qualified
+user id (models/scope.py); reads by id check the owner and answer 404 for anyone else's memory,
+so ids reveal nothing across tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+from mem0 import Memory
+from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStoreError
+from mem0.exceptions import MemoryError as Mem0Error
+from opentelemetry import trace
+
+from memory_service.core.context import CallCancelled, CallContext, call_context
+from memory_service.core.timefmt import now_rfc3339
+from memory_service.domain.entities.extractor import Extractor, merge_entities, payload_fields
+from memory_service.domain.memories.commands import AddCommand, AddOutcome, Message
+from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
+from memory_service.models.memory import HistoryEntry, MemoryPage, MemoryRecord, UserStats
+from memory_service.models.scope import Scope, split_user_key
+from memory_service.models.scope import user_key as owner_key
+from memory_service.observability.metrics import INFERENCE_FALLBACKS, OPERATIONS
+from memory_service.providers.ollama import extraction_report, unavailable_from
+from memory_service.settings import Settings
+from memory_service.storage.database import Database
+from memory_service.storage.memory_table import MemoryTable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_tracer = trace.get_tracer(__name__)
+
+
+def parse_memory_id(memory_id: str) -> str:
+    """mem0 ids are UUIDs; anything else is simply not found (mem0 would raise a psycopg error)."""
+    try:
+        return str(uuid.UUID(memory_id))
+    except (ValueError, AttributeError, TypeError):
+        raise MemoryNotFound(memory_id) from None
+
+
+def _log_abandoned(future: asyncio.Future[Any]) -> None:
+    """A call that outlived its deadline finished later; say how, since nobody awaits it."""
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if isinstance(exc, CallCancelled):
+        log.info("a call abandoned at its deadline was rolled back")
+    elif exc is not None:
+        log.warning("a call abandoned at its deadline failed later: %s", exc.__class__.__name__)
+
+
+class MemoryEngine:
+    """Tenant-scoped memory operations over mem0 and the memory table."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        memory: Memory,
+        table: MemoryTable,
+        extractor: Extractor,
+        *,
+        after_write: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.memory = memory
+        self.table = table
+        self.extractor = extractor
+        # Called on the event loop after every committed write (wakes the graph projector).
+        self.after_write: Callable[[], None] = after_write or (lambda: None)
+        self.inference = settings.inference_enabled
+        self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
+        self._executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="mem0")
+        # Each database call is bounded by DB_TIMEOUT (pool wait, statement timeout); a whole
+        # operation (many calls, embeddings) by REQUEST_TIMEOUT, plus the Ollama budget when it
+        # waits for Ollama: each Ollama call, retries included, ends within OLLAMA_TIMEOUT
+        # (providers/ollama.py) and an inferred add makes three (query embedding, extraction,
+        # fact embeddings). A hung backend thus costs a 503 after REQUEST_TIMEOUT at most, and a
+        # hung Ollama one after OLLAMA_TIMEOUT (the call's own budget ends first).
+        llm_budget = settings.ollama_timeout * 3
+        self._timeouts = {"postgres": settings.request_timeout, "ollama": settings.request_timeout + llm_budget}
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    async def _run(
+        self, fn: Callable[..., T], *args: Any, user_key: str | None = None, dependency: str = "postgres"
+    ) -> T:
+        """Run a blocking call off the event loop with a deadline, in a call context (core/context.py)
+        that carries the owner and the cancellation into mem0's callbacks."""
+        call = CallContext(user_key=user_key)
+
+        def scoped() -> T:
+            with call_context(call):
+                return fn(*args)
+
+        context = contextvars.copy_context()  # traces and log fields follow the call into the thread
+        future = asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(context.run, scoped))
+        timeout = self._timeouts.get(dependency, self.settings.request_timeout)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            call.cancelled.set()
+            future.add_done_callback(_log_abandoned)
+            if call.waiting_on is not None:  # e.g. an embedding waiting on Ollama, not Postgres
+                dependency = call.waiting_on
+            raise ServiceUnavailable(dependency, f"{dependency} did not answer within {timeout:g}s") from None
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailable("postgres") from exc
+        except LLMError as exc:  # mem0 wraps every LLM failure; ours carry the reason (providers/ollama.py)
+            raise unavailable_from(exc) from exc
+        except EmbeddingError as exc:
+            raise ServiceUnavailable(self.embedder_dependency) from exc
+        except (VectorStoreError, DatabaseError) as exc:
+            raise ServiceUnavailable("postgres") from exc
+        except Mem0Error as exc:
+            raise InvalidRequest(exc.message, {"mem0_code": exc.error_code}) from exc
+        except ValueError as exc:  # mem0 validates its arguments with ValueError
+            raise InvalidRequest(str(exc)) from exc
+
+    @asynccontextmanager
+    async def _operation(self, name: str) -> AsyncIterator[None]:
+        """Count the operation's outcome and trace it."""
+        outcome = "success"
+        with _tracer.start_as_current_span(f"memory.{name}"):
+            try:
+                yield
+            except MemoryNotFound:
+                outcome = "not_found"
+                raise
+            except ServiceUnavailable:
+                outcome = "unavailable"
+                raise
+            except ServiceError as exc:
+                outcome = "invalid" if exc.status_code < 500 else "error"
+                raise
+            except Exception:
+                outcome = "error"
+                raise
+            finally:
+                OPERATIONS.labels(name, outcome).inc()
+
+    async def _owned(self, tenant: str, memory_id: str, *, with_vector: bool = False) -> MemoryRecord:
+        memory_id = parse_memory_id(memory_id)
+        records = await self._run(lambda: self.table.fetch([memory_id], with_vectors=with_vector))
+        record = records.get(memory_id)
+        if record is None or record.tenant != tenant:
+            raise MemoryNotFound(memory_id)
+        return record
+
+    def _entity_fields(self, content: str, given: Iterable[str] = ()) -> dict[str, Any]:
+        return payload_fields(merge_entities(self.extractor.extract(content), given))
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def add(self, tenant: str, command: AddCommand) -> AddOutcome:
+        async with self._operation("add"):
+            scope = command.scope(tenant)
+            messages = list(command.messages)
+            metadata = dict(command.metadata)
+            infer = self.inference if command.infer is None else (command.infer and self.inference)
+            given_entities = list(metadata.pop("entities", []) or [])
+            base = {
+                **metadata,
+                "source": metadata.get("source", "api"),
+                "timestamp": metadata.get("timestamp") or now_rfc3339(),
+                "tenant_id": scope.tenant,
+            }
+            if infer:
+                return await self._add_inferred(scope, messages, base, given_entities)
+            records = await self._run(
+                self._store_messages, scope, messages, base, given_entities, user_key=scope.user_key
+            )
+            self.after_write()
+            return AddOutcome(records, "none")
+
+    def _store_messages(
+        self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
+    ) -> list[MemoryRecord]:
+        """Each user message becomes one memory, as given. The creation time is set here (mem0
+        keeps a given `created_at`), so the stored payload is known without reading it back."""
+        records: list[MemoryRecord] = []
+        for message in messages:
+            if message.role != "user":
+                continue
+            created_at = datetime.now(UTC).isoformat()
+            metadata = {**base, **self._entity_fields(message.content, given), "created_at": created_at}
+            entry: dict[str, str] = {"role": "user", "content": message.content}
+            if message.name:
+                entry["name"] = message.name
+            result = self.memory.add(
+                [entry],
+                user_id=scope.user_key,
+                agent_id=scope.agent_id,
+                run_id=scope.run_id,
+                metadata=metadata,
+                infer=False,
+            )
+            payload = {
+                **metadata,
+                "data": message.content,
+                "user_id": scope.user_key,
+                "agent_id": scope.agent_id,
+                "run_id": scope.run_id,
+                "updated_at": created_at,
+            }
+            records.extend(MemoryRecord.from_payload(str(r["id"]), payload) for r in result.get("results", []))
+        return records
+
+    def _add_as_given(self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]) -> list[str]:
+        return [record.id for record in self._store_messages(scope, messages, base, given)]
+
+    async def _add_inferred(
+        self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
+    ) -> AddOutcome:
+        """mem0 extracts facts with the LLM; when it yields nothing usable, keep the messages as given.
+
+        mem0 answers "no memories" alike for an unusable model answer (it logs and returns nothing)
+        and for facts it already stores (hash dedup); the extraction report tells them apart, so
+        only the first falls back. Facts Ollama failed to embed are not silently dropped: 503.
+        """
+        entries = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages]
+
+        def extract() -> tuple[list[str], str | None, int]:
+            with extraction_report() as report:
+                result = self.memory.add(
+                    entries,
+                    user_id=scope.user_key,
+                    agent_id=scope.agent_id,
+                    run_id=scope.run_id,
+                    metadata=base,
+                    infer=True,
+                )
+            ids = [str(r["id"]) for r in result.get("results", []) if r.get("event") == "ADD"]
+            for memory_id, record in self.table.fetch(ids).items():
+                self.table.annotate(memory_id, self._entity_fields(record.content, given))
+            return ids, report.outcome, len(report.unembedded)
+
+        ids, outcome, unembedded = await self._run(extract, user_key=scope.user_key, dependency="ollama")
+        mode = "extracted"
+        if unembedded:
+            self.after_write()  # the facts that were stored stay; a retry does not store them twice
+            raise ServiceUnavailable("ollama", f"Ollama failed to embed {unembedded} extracted fact(s); retry later")
+        if not ids and outcome == "extracted":
+            log.info("every extracted fact is already stored; nothing added")
+        elif not ids and any(m.role == "user" for m in messages):
+            INFERENCE_FALLBACKS.labels(outcome or "no_facts").inc()
+            log.warning("inference produced no memories (%s); storing the user messages as given", outcome)
+            fallback = {**base, "inference": "fallback"}
+            ids = await self._run(self._add_as_given, scope, messages, fallback, given, user_key=scope.user_key)
+            mode = "fallback"
+        records = await self._run(lambda: self.table.fetch(ids))
+        self.after_write()
+        return AddOutcome([records[i] for i in ids if i in records], mode)
+
+    async def search(
+        self,
+        scope: Scope,
+        query: str,
+        *,
+        limit: int,
+        threshold: float | None,
+        filters: dict[str, Any],
+        graph_boost: bool = False,
+        include_embedding: bool = False,
+    ) -> list[MemoryRecord]:
+        async with self._operation("search"):
+            mem0_filters: dict[str, Any] = {**filters, "user_id": scope.user_key}
+            if scope.agent_id is not None:
+                mem0_filters["agent_id"] = scope.agent_id
+            if scope.run_id is not None:
+                mem0_filters["run_id"] = scope.run_id
+            fetch = min(limit * 3, self.settings.search_limit * 3) if graph_boost else limit
+
+            def run() -> list[MemoryRecord]:
+                found = self.memory.search(
+                    query,
+                    top_k=fetch,
+                    filters=mem0_filters,
+                    threshold=threshold if threshold is not None else 0.0,
+                )
+                records = [self._record_from_result(r) for r in found.get("results", [])]
+                if graph_boost:
+                    records = self._boost(query, records)
+                records = records[:limit]
+                if include_embedding and records:
+                    vectors = self.table.fetch([r.id for r in records], with_vectors=True)
+                    for record in records:
+                        record.embedding = vectors[record.id].embedding if record.id in vectors else None
+                return records
+
+            return await self._run(run, user_key=scope.user_key)
+
+    def _boost(self, query: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """Raise memories that mention an entity of the query by GRAPH_BOOST_WEIGHT.
+
+        The same for every such memory (not scaled by the mention's confidence, which differs
+        between mentions of one entity and would reorder them by extraction rule, not relevance);
+        normalised so scores stay in [0, 1]. bench/graph_boost.py measured the weight.
+        """
+        query_keys = {e.key for e in self.extractor.extract(query)}
+        if not query_keys:
+            return records
+        weight = self.settings.graph_boost_weight
+        for record in records:
+            mentions = {" ".join(str(rel.get("entity", "")).lower().split()) for rel in record.relationships}
+            shared = 1.0 if mentions & query_keys else 0.0
+            record.score = ((record.score or 0.0) + weight * shared) / (1.0 + weight)
+        return sorted(records, key=lambda r: r.score or 0.0, reverse=True)
+
+    @staticmethod
+    def _record_from_result(result: dict[str, Any]) -> MemoryRecord:
+        payload = {k: v for k, v in result.items() if k not in {"id", "memory", "score", "metadata", "hash"}}
+        payload.update(result.get("metadata") or {})
+        payload["data"] = result.get("memory", "")
+        return MemoryRecord.from_payload(str(result["id"]), payload, score=result.get("score"))
+
+    async def get(self, tenant: str, memory_id: str, *, include_embedding: bool = False) -> MemoryRecord:
+        async with self._operation("get"):
+            return await self._owned(tenant, memory_id, with_vector=include_embedding)
+
+    async def update(
+        self, tenant: str, memory_id: str, content: str | None, metadata: dict[str, Any] | None
+    ) -> MemoryRecord:
+        async with self._operation("update"):
+            current = await self._owned(tenant, memory_id)
+            changes = dict(metadata or {})
+            given = changes.pop("entities", None)
+            if content is not None or given is not None:
+                text = content if content is not None else current.content
+                changes.update(self._entity_fields(text, given or []))
+            await self._run(
+                lambda: self.memory.update(current.id, text=content, metadata=changes or None),
+                user_key=owner_key(tenant, current.user_id),
+            )
+            self.after_write()
+            return await self._owned(tenant, current.id)
+
+    async def delete(self, tenant: str, memory_id: str) -> None:
+        async with self._operation("delete"):
+            current = await self._owned(tenant, memory_id)
+            owner = owner_key(tenant, current.user_id)
+            await self._run(lambda: self.memory.delete(current.id), user_key=owner)
+            self.after_write()
+
+    async def history(self, tenant: str, memory_id: str) -> list[HistoryEntry]:
+        async with self._operation("history"):
+            memory_id = parse_memory_id(memory_id)
+            rows = await self._run(lambda: self.memory.db.get_history(memory_id))
+            owned = [r for r in rows if r.get("user_key") and split_user_key(r["user_key"])[0] == tenant]
+            if not owned:
+                raise MemoryNotFound(memory_id)
+            return [
+                HistoryEntry(
+                    id=str(r["id"]),
+                    memory_id=memory_id,
+                    event=r["event"],
+                    old_content=r["old_memory"],
+                    new_content=r["new_memory"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                    recorded_at=None,
+                )
+                for r in owned
+            ]
+
+    async def list_user(self, scope: Scope, *, limit: int, cursor: str | None) -> MemoryPage:
+        async with self._operation("list"):
+            return await self._run(
+                lambda: self.table.page(
+                    scope.user_key, limit=limit, cursor=cursor, agent_id=scope.agent_id, run_id=scope.run_id
+                )
+            )
+
+    async def erase_user(self, scope: Scope) -> int:
+        async with self._operation("erase"):
+            ids = await self._run(lambda: self.table.erase_user(scope.user_key))
+            self.after_write()
+            return len(ids)
+
+    async def stats(self, scope: Scope) -> UserStats:
+        async with self._operation("stats"):
+            return await self._run(lambda: self.table.stats(scope.user_key))
+
+    async def count(self, tenant: str | None = None) -> int:
+        return await self._run(lambda: self.table.count(tenant))
+
+    def warm_up(self) -> None:
+        """First calls create mem0's lazy state; do them once, before traffic, not racing in requests."""
+        self.memory.embedding_model.embed("warm up", "search")
+        self.memory.search("warm up", top_k=1, filters={"user_id": "__warmup__/none"}, threshold=0.0)

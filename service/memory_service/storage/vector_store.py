@@ -1,0 +1,172 @@
+"""mem0's pgvector store on the service's pool: bounded waits, iterative scans, timings, outbox.
+
+mem0's PGVector opens its own pool with a 30 s wait and no statement timeout; this subclass routes
+every cursor through Database.connection(), which bounds both, sets the HNSW iterative scan for
+the transaction, and turns a dead database into 503. Each store call is timed for the
+`memory_vector_query_duration_seconds` histogram. When the graph is projected to Neo4j, every
+insert, update and delete also writes its outbox row in the same transaction (storage/outbox.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from mem0.vector_stores.pgvector import OutputData, PGVector, _build_filter_conditions
+from opentelemetry import trace
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from memory_service.observability.metrics import VECTOR_DURATION
+from memory_service.storage.adapters import PgVector
+from memory_service.storage.database import Database
+from memory_service.storage.outbox import enqueue_memories
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_tracer = trace.get_tracer(__name__)
+
+
+def _timed(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    histogram = VECTOR_DURATION.labels(operation)
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with _tracer.start_as_current_span(f"vector.{operation}"):
+                started = time.perf_counter()
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    histogram.observe(time.perf_counter() - started)
+
+        return wrapper
+
+    return decorate
+
+
+class _BorrowedPool:
+    """Given to mem0's own PGVector at construction: its __del__ closes 'its' pool, not ours."""
+
+    def close(self) -> None:
+        return None
+
+
+BORROWED_POOL = _BorrowedPool()
+
+
+class ServicePGVector(PGVector):
+    """mem0's PGVector whose cursors come from the service's Database."""
+
+    def __init__(self, db: Database, collection_name: str, dims: int, *, outbox: bool = False) -> None:
+        super().__init__(
+            dbname="",
+            collection_name=collection_name,
+            embedding_model_dims=dims,
+            user=None,
+            password=None,
+            host=None,
+            port=None,
+            diskann=False,
+            hnsw=True,
+            connection_pool=BORROWED_POOL,
+        )
+        self.db = db
+        self.outbox = outbox
+        self._collection_ensured = True  # the schema module created it, with our indexes
+
+    @contextmanager
+    def _get_cursor(self, commit: bool = False) -> Iterator[Any]:
+        """One transaction on the service's pool (it commits on success, rolls back on error)."""
+        with self.db.connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    # Writes are mem0's statements, written here rather than inherited so that the memory row and
+    # its outbox row are one transaction (mem0's methods open a cursor of their own).
+
+    @_timed("insert")
+    def insert(self, vectors: list[list[float]], payloads: Any = None, ids: Any = None) -> None:
+        rows = [(i, PgVector(v), Jsonb(p)) for i, v, p in zip(ids, vectors, payloads, strict=True)]
+        with self._get_cursor(commit=True) as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (id, vector, payload) VALUES (%s, %s, %s)").format(self._col()), rows
+            )
+            if self.outbox:
+                enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
+
+    @_timed("update")
+    def update(self, vector_id: str, vector: list[float] | None = None, payload: dict | None = None) -> None:
+        with self._get_cursor(commit=True) as cur:
+            if vector is not None:
+                cur.execute(
+                    sql.SQL("UPDATE {} SET vector = %s WHERE id = %s").format(self._col()),
+                    (PgVector(vector), vector_id),
+                )
+            if payload is not None:
+                cur.execute(
+                    sql.SQL("UPDATE {} SET payload = %s WHERE id = %s").format(self._col()), (Jsonb(payload), vector_id)
+                )
+                if self.outbox:
+                    enqueue_memories(cur, [(str(vector_id), str(payload.get("user_id")))])
+
+    @_timed("delete")
+    def delete(self, vector_id: str) -> None:
+        with self._get_cursor(commit=True) as cur:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE id = %s RETURNING payload->>'user_id'").format(self._col()),
+                (vector_id,),
+            )
+            row = cur.fetchone()
+            if self.outbox and row is not None:
+                enqueue_memories(cur, [(str(vector_id), str(row[0]))])
+
+    @_timed("search")
+    def search(
+        self, query: str, vectors: list[float], top_k: int | None = 5, filters: dict | None = None
+    ) -> list[OutputData]:
+        """mem0's query; rows become OutputData without validation (mem0 validates and copies
+        every payload of its 60-row over-fetch, a tenth of a search's CPU)."""
+        rows = self._filtered_rows(
+            "SELECT id, vector <=> %s::vector AS distance, payload FROM {} WHERE {} ORDER BY distance LIMIT %s",
+            (PgVector(vectors),),
+            filters,
+            top_k,
+        )
+        return [OutputData.model_construct(id=str(r[0]), score=max(0.0, 1.0 - float(r[1])), payload=r[2]) for r in rows]
+
+    @_timed("keyword_search")
+    def keyword_search(self, query: str, top_k: int = 5, filters: dict | None = None) -> list[OutputData] | None:
+        """mem0's full-text query, rows built without validation as in search().
+
+        Without the payloads: mem0 2.2 takes only each row's id and score from the keyword
+        results (the candidates and their payloads come from the vector search), and decoding up
+        to 60 payloads nobody reads was the largest part of this query's Python time.
+        """
+        rows = self._filtered_rows(
+            "SELECT id, ts_rank_cd(to_tsvector('simple', payload->>'text_lemmatized'),"
+            " plainto_tsquery('simple', %s)) AS score FROM {}"
+            " WHERE to_tsvector('simple', payload->>'text_lemmatized') @@ plainto_tsquery('simple', %s) AND {}"
+            " ORDER BY score DESC LIMIT %s",
+            (query, query),
+            filters,
+            top_k,
+        )
+        return [OutputData.model_construct(id=str(r[0]), score=float(r[1]), payload={}) for r in rows]
+
+    def _filtered_rows(self, query: str, leading: tuple[Any, ...], filters: dict | None, top_k: int | None) -> Any:
+        """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
+        without filters), `leading` the parameters before the filters' own, `top_k` the last."""
+        conditions, params = _build_filter_conditions(filters)
+        where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
+        with self._get_cursor() as cur:
+            cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))
+            return cur.fetchall()
+
+    get = _timed("get")(PGVector.get)
+    list = _timed("list")(PGVector.list)
+
+    def __del__(self) -> None:
+        """The pool belongs to the service."""
