@@ -14,11 +14,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml requirements.lock README.md* ./
 COPY service ./service
-# Build the wheel, then install it with its pinned dependencies into the venv.
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/memory_service-*.whl \
+# The dependencies exactly as locked (hashes checked), then the service's wheel without resolving again.
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock \
+ && python -m pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install --no-deps /wheels/memory_service-*.whl \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE} AS runtime

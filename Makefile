@@ -17,9 +17,12 @@ export API_HOST API_PORT DATA_DIR
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/memory-service: pyproject.toml
+# The lockfiles pin every package with its hashes (`make lock` regenerates them from pyproject.toml):
+# a fresh machine installs exactly what CI tested.
+$(BIN)/memory-service: pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 .PHONY: install
@@ -29,8 +32,20 @@ install: $(BIN)/memory-service ## Create .venv and install the service with its 
 run: install ## Serve the embedded profile on API_HOST:API_PORT (development keys enabled)
 	APP_ENV=$${APP_ENV:-development} $(BIN)/memory-service serve --host $(API_HOST) --port $(API_PORT)
 
+.PHONY: lock
+lock: install ## Regenerate requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header \
+	  -o requirements.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --universal --python-version 3.11 \
+	  --generate-hashes --no-header -o requirements-dev.lock -q
+
+.PHONY: check
+check: install ## Fast loop (< 1 min, no root, no servers): lint, import rules, types, unit tests
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
 .PHONY: test
-test: install ## Run the whole suite: lint, unit, API, integration, monitoring, deploy and load smoke
+test: install system-deps ## Run the whole suite: lint, unit, API, integration, monitoring, deploy and load smoke
 	$(MAKE) lint
 	$(MAKE) monitoring-static
 	$(BIN)/pytest -q tests --ignore=tests/deploy
@@ -38,9 +53,18 @@ test: install ## Run the whole suite: lint, unit, API, integration, monitoring, 
 	$(MAKE) loadtest
 
 .PHONY: lint
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check, and the import rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory imports
+
+.PHONY: imports
+imports: install ## Import rules (.importlinter): layers point down, no web framework below the API
+	@cd service && PYTHONPATH=. ../$(BIN)/lint-imports --no-cache ../.importlinter
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict (with the pydantic plugin) on service/
+	$(BIN)/mypy
 
 .PHONY: fmt
 fmt: install ## Apply ruff fixes and formatting
