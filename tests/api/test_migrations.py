@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from memory_service.storage.database import EmbeddedPostgres
 from psycopg.types.json import Jsonb
 
-from tests.support.server import BIN, REPO_ROOT, ServiceProcess, embedded_conninfo, run_cli
+from tests.support.server import BIN, REPO_ROOT, ServiceProcess, embedded_conninfo, run_cli, standalone_postgres
 
 SCHEMA_1_0_0 = REPO_ROOT / "tests/fixtures/schema-1.0.0.sql"
 KEY = "m0sk_" + "k" * 43
@@ -25,51 +24,46 @@ CREATED = "2026-01-02T03:04:05.123456+00:00"
 
 def _seed_release_1_0_0(data_dir: Path) -> dict[str, int]:
     """The schema exactly as 1.0.0 created it, and one row in each table that holds user data."""
-    server = EmbeddedPostgres(data_dir)
-    conninfo = server.start()
-    try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(SCHEMA_1_0_0.read_text())
-            vector = np.random.default_rng(7).normal(size=384).astype(np.float32)
-            vector /= np.linalg.norm(vector)
-            payload = {
-                "data": "Ada prefers green tea in the morning",
-                "user_id": "legacy/ada",
-                "tenant_id": "legacy",
-                "created_at": CREATED,
-                "updated_at": CREATED,
-                "source": "chat",
-                "timestamp": "2026-01-02T03:04:05Z",
-                "entities": ["Ada"],
-                "entity_keys": ["ada"],
-                "relationships": [{"type": "mentions", "entity": "Ada", "confidence": 0.9}],
-                "text_lemmatized": "ada prefer green tea in the morning",
-            }
-            conn.execute(
-                "INSERT INTO memories (id, vector, payload) VALUES (%s, %s::vector, %s)",
-                (MEMORY_ID, json.dumps(vector.tolist()), Jsonb(payload)),
-            )
-            conn.execute(
-                "INSERT INTO api_keys (key_hash, prefix, tenant, role, name) VALUES (%s, %s, 'legacy', 'user', 'old')",
-                (hashlib.sha256(KEY.encode()).hexdigest(), KEY[:12]),
-            )
-            conn.execute(
-                "INSERT INTO memory_history (id, memory_id, user_key, old_memory, new_memory, event, created_at)"
-                " VALUES (%s, %s, 'legacy/ada', NULL, %s, 'ADD', %s)",
-                (uuid.uuid4(), MEMORY_ID, payload["data"], CREATED),
-            )
-            conn.execute(
-                "INSERT INTO jobs (id, tenant, kind, state, request, result, attempts, finished_at)"
-                " VALUES (%s, 'legacy', 'add', 'succeeded', %s, %s, 1, now())",
-                (
-                    JOB_ID,
-                    Jsonb({"messages": [{"role": "user", "content": payload["data"]}], "user_id": "ada"}),
-                    Jsonb({"memories": [], "count": 0, "inference": "none"}),
-                ),
-            )
-            return _counts(conn)
-    finally:
-        server.stop()
+    with standalone_postgres(data_dir) as conninfo, psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(SCHEMA_1_0_0.read_text())
+        vector = np.random.default_rng(7).normal(size=384).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        payload = {
+            "data": "Ada prefers green tea in the morning",
+            "user_id": "legacy/ada",
+            "tenant_id": "legacy",
+            "created_at": CREATED,
+            "updated_at": CREATED,
+            "source": "chat",
+            "timestamp": "2026-01-02T03:04:05Z",
+            "entities": ["Ada"],
+            "entity_keys": ["ada"],
+            "relationships": [{"type": "mentions", "entity": "Ada", "confidence": 0.9}],
+            "text_lemmatized": "ada prefer green tea in the morning",
+        }
+        conn.execute(
+            "INSERT INTO memories (id, vector, payload) VALUES (%s, %s::vector, %s)",
+            (MEMORY_ID, json.dumps(vector.tolist()), Jsonb(payload)),
+        )
+        conn.execute(
+            "INSERT INTO api_keys (key_hash, prefix, tenant, role, name) VALUES (%s, %s, 'legacy', 'user', 'old')",
+            (hashlib.sha256(KEY.encode()).hexdigest(), KEY[:12]),
+        )
+        conn.execute(
+            "INSERT INTO memory_history (id, memory_id, user_key, old_memory, new_memory, event, created_at)"
+            " VALUES (%s, %s, 'legacy/ada', NULL, %s, 'ADD', %s)",
+            (uuid.uuid4(), MEMORY_ID, payload["data"], CREATED),
+        )
+        conn.execute(
+            "INSERT INTO jobs (id, tenant, kind, state, request, result, attempts, finished_at)"
+            " VALUES (%s, 'legacy', 'add', 'succeeded', %s, %s, 1, now())",
+            (
+                JOB_ID,
+                Jsonb({"messages": [{"role": "user", "content": payload["data"]}], "user_id": "ada"}),
+                Jsonb({"memories": [], "count": 0, "inference": "none"}),
+            ),
+        )
+        return _counts(conn)
 
 
 def _counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -119,10 +113,8 @@ def test_a_schema_newer_than_this_release_is_left_as_it_is(tmp_path: Path) -> No
     """After a rollback the database keeps the newer release's (additive) schema: start anyway."""
     data_dir = tmp_path / "newer"
     ServiceProcess(data_dir, {}).start().stop()
-    server = EmbeddedPostgres(data_dir)
-    with psycopg.connect(server.start(), autocommit=True) as conn:
+    with standalone_postgres(data_dir) as conninfo, psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999_from_a_newer_release'")
-    server.stop()
     service = ServiceProcess(data_dir, {}).start()
     try:
         assert "newer than this release knows" in service.logs()

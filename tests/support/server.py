@@ -165,6 +165,42 @@ def start_fails(data_dir: Path, env: dict[str, str], timeout: float = 120.0) -> 
     return output
 
 
+_STANDALONE_POSTGRES = """
+import sys
+from pathlib import Path
+from memory_service.storage.database import EmbeddedPostgres
+server = EmbeddedPostgres(Path(sys.argv[1]))
+print(server.start(), flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+@contextmanager
+def standalone_postgres(data_dir: Path) -> Iterator[str]:
+    """The embedded Postgres of DATA_DIR without the service (in a child process, since the server
+    library fixes its socket directory at import); yields its connection string."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(data_dir)}
+    with subprocess.Popen(
+        [sys.executable, "-c", _STANDALONE_POSTGRES, str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as child:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        uri = child.stdout.readline().strip()
+        if not uri:
+            raise RuntimeError(f"the embedded Postgres in {data_dir} did not start")
+        try:
+            yield uri
+        finally:
+            child.stdin.close()
+            child.wait(60)
+
+
 def postgres_processes(data_dir: Path) -> list[Any]:
     """Every process of the embedded Postgres a service started under DATA_DIR."""
     import psutil
