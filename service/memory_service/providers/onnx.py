@@ -80,6 +80,10 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        # onnxruntime's builds send usage telemetry (Microsoft's 1DS) unless told not to; the service
+        # talks only to its configured backends (tests/api/test_health.py watches for any other).
+        ort.disable_telemetry_events()
+
         default_model, default_tokenizer = default_model_files()
         model_path = model_path or default_model
         tokenizer_path = tokenizer_path or default_tokenizer
