@@ -233,6 +233,7 @@ export class MemoryClient {
   }
 
   private async attempt<T>(call: Call, options: RequestOptions): Promise<T> {
+    options.signal?.throwIfAborted();
     const headers: Record<string, string> = { Authorization: `Bearer ${this.apiKey}`, Accept: "application/json" };
     if (call.body !== undefined) headers["Content-Type"] = "application/json";
     if (call.idempotencyKey) headers["Idempotency-Key"] = call.idempotencyKey;
