@@ -218,3 +218,20 @@ def test_key_and_url_fall_back_to_the_environment(
     monkeypatch.delenv(mem0_client.API_KEY_ENV)
     with pytest.raises(ValueError, match="MEM0_API_KEY"):
         MemoryClient()
+
+
+def test_get_all_walks_more_than_three_pages(client: MemoryClient) -> None:
+    messages = [{"role": "user", "content": f"paged memory number {i}"} for i in range(7)]
+    assert client.add(messages, user_id="paged").count == 7
+    pages = list(client.pages("paged", page_size=2))
+    assert [len(p.memories) for p in pages] == [2, 2, 2, 1]
+    assert [p.next_cursor is None for p in pages] == [False, False, False, True]
+    walked = [m.id for m in client.get_all("paged", page_size=2)]
+    assert walked == [m.id for p in pages for m in p.memories]
+    assert len(set(walked)) == 7
+
+    async def walk() -> list[str]:
+        async with AsyncMemoryClient(client.api_key, client.base_url) as aclient:
+            return [m.id async for m in aclient.get_all("paged", page_size=2)]
+
+    assert asyncio.run(walk()) == walked
