@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from memory_service.idempotency import IdempotencyStore
+from memory_service.storage.idempotency import IdempotencyStore
 
 from tests.support.api import assert_error
 from tests.support.server import ServiceProcess, embedded_conninfo, new_tenant_key
