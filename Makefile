@@ -19,14 +19,14 @@ help: ## Show this help
 
 # The lockfiles pin every package with its hashes (`make lock` regenerates them from pyproject.toml):
 # a fresh machine installs exactly what CI tested.
-$(BIN)/memory-service: pyproject.toml requirements-dev.lock
+$(BIN)/memory-service: pyproject.toml requirements-dev.lock sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . -e sdk/python
 	@touch $@
 
 .PHONY: install
-install: $(BIN)/memory-service ## Create .venv and install the service with its dev tools
+install: $(BIN)/memory-service ## Create .venv and install the service with its dev tools and sdk/python (editable)
 
 .PHONY: run
 run: install ## Serve the embedded profile on API_HOST:API_PORT (development keys enabled)
@@ -45,7 +45,7 @@ check: install ## Fast loop (< 1 min, no root, no servers): lint, import rules, 
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 .PHONY: test
-test: install system-deps ## Run the whole suite: lint, unit, API, integration, monitoring, deploy and load smoke
+test: install system-deps sdk-js-build ## Run the whole suite: lint, unit, API, integration, SDKs, monitoring, deploy and load smoke
 	$(MAKE) lint
 	$(MAKE) monitoring-static
 	$(BIN)/pytest -q tests --ignore=tests/deploy
@@ -53,10 +53,11 @@ test: install system-deps ## Run the whole suite: lint, unit, API, integration, 
 	$(MAKE) loadtest
 
 .PHONY: lint
-lint: install ## ruff check, ruff format --check, and the import rules
+lint: install ## ruff check, ruff format --check, the import rules, mypy --strict on sdk/python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory imports
+	$(MAKE) --no-print-directory sdk-typecheck
 
 .PHONY: imports
 imports: install ## Import rules (.importlinter): layers point down, no web framework below the API

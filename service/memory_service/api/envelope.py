@@ -48,6 +48,7 @@ _ERROR_DESCRIPTIONS = {
     403: "FORBIDDEN: the key's role may not do this",
     404: "MEMORY_NOT_FOUND (or NOT_FOUND): no such resource for this tenant",
     405: "METHOD_NOT_ALLOWED",
+    409: "IDEMPOTENCY_CONFLICT (Idempotency-Key reused with another body) or IDEMPOTENCY_IN_PROGRESS",
     413: "PAYLOAD_TOO_LARGE: content over MAX_MEMORY_SIZE bytes",
     429: "RATE_LIMIT_EXCEEDED: see Retry-After and X-RateLimit-* headers",
     500: "INTERNAL_ERROR",

@@ -26,6 +26,7 @@ from memory_service.services.projector import Projector
 from memory_service.services.ratelimit import RateLimiter
 from memory_service.settings import Settings
 from memory_service.storage.database import Database
+from memory_service.storage.idempotency import IdempotencyStore
 from memory_service.storage.jobs import JobStore
 from memory_service.storage.keys import KeyRepository
 from memory_service.storage.neo4j import Neo4jGraphStore
@@ -43,6 +44,7 @@ class Services:
     limiter: RateLimiter
     health: HealthMonitor
     graph: GraphService
+    idempotency: IdempotencyStore
     neo4j: Neo4jGraphStore | None = None
     projector: Projector | None = None
     jobs: JobRunner | None = None
@@ -72,7 +74,8 @@ class Services:
             settings.neo4j_timeout,
             lambda: health.results.get("neo4j") is None or health.results["neo4j"].up,
         )
-        services = cls(settings, db, engine, keys, limiter, health, graph, neo4j)
+        idempotency = IdempotencyStore.of(db, settings)  # Idempotency-Key on adds
+        services = cls(settings, db, engine, keys, limiter, health, graph, idempotency, neo4j)
         if neo4j is not None:
             services.projector = Projector(db, engine.table, neo4j)
             services.projector.start()
@@ -80,6 +83,7 @@ class Services:
         services._register_probes()
         await health.start()
         services._tasks.append(asyncio.create_task(services._count_loop(), name="stored-memories"))
+        services._tasks.append(asyncio.create_task(services.idempotency.purge_loop(), name="idempotency-purge"))
         services.jobs = JobRunner(settings, JobStore(db), engine)  # asynchronous adds: JOBS_WORKERS workers
         await services.jobs.start()
         BUILD_INFO.labels(__version__, settings.profile).set(1)

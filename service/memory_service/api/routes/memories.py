@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, SettingsDep
@@ -24,9 +25,13 @@ from memory_service.api.schemas import (
     UpdateMemoryRequest,
     check_sizes,
 )
+from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.domain.memories.filters import parse_search_filters
 from memory_service.errors import InvalidRequest
 from memory_service.models.scope import Scope
+from memory_service.services.container import Services
+from memory_service.storage.idempotency import HEADER as IDEMPOTENCY_HEADER
+from memory_service.storage.idempotency import StoredResponse, check_key
 
 router = APIRouter(prefix="/memories", tags=["memories"])
 
@@ -41,7 +46,7 @@ IncludeEmbedding = Annotated[bool, Query(description="Include each memory's embe
     summary="Add new memory",
     response_model=Envelope[AddedMemories],
     responses={
-        **error_responses(401, 403, 413, 429),
+        **error_responses(401, 403, 409, 413, 429),
         202: {"model": Envelope[JobAccepted], "description": "async=true: queued; poll `status_url`"},
     },
 )
@@ -54,18 +59,50 @@ async def add_memory(
     run_async: Annotated[
         bool, Query(alias="async", description="Queue the add and answer 202 with a job id (inference takes seconds)")
     ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            description="Makes retries safe: a replay with the same key and body within 24 h answers the first "
+            "response and stores nothing; the same key with another body is 409 IDEMPOTENCY_CONFLICT",
+        ),
+    ] = None,
 ) -> Envelope[AddedMemories] | JSONResponse:
     check_sizes(settings.max_memory_size, [m.content for m in body.messages], body.metadata)
     if not any(m.role == "user" for m in body.messages):
         raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
-    command = body.command(settings.default_user_id)
+    if idempotency_key is None:
+        return await _add(body, principal.tenant, engine, settings.default_user_id, services, run_async)
+    store = services.idempotency
+    request = {"async": run_async, "body": body.model_dump(mode="json")}
+    claim = await store.begin(principal.tenant, check_key(idempotency_key), request)
+    if isinstance(claim, StoredResponse):
+        headers = {**claim.headers, "Idempotent-Replayed": "true"}
+        return JSONResponse(claim.body, status_code=claim.status, headers=headers)
+    try:
+        result = await _add(body, principal.tenant, engine, settings.default_user_id, services, run_async)
+    except BaseException:
+        await store.release(claim)
+        raise
+    if isinstance(result, JSONResponse):
+        stored = StoredResponse(result.status_code, orjson.loads(result.body), {"Location": result.headers["location"]})
+    else:
+        stored = StoredResponse(201, result.model_dump(mode="json"), {})
+    await store.complete(claim, stored)
+    return JSONResponse(stored.body, status_code=stored.status, headers=stored.headers)
+
+
+async def _add(
+    body: AddMemoryRequest, tenant: str, engine: MemoryEngine, default_user: str, services: Services, run_async: bool
+) -> Envelope[AddedMemories] | JSONResponse:
+    command = body.command(default_user)
     if run_async:  # validated exactly as above; the job runs the same command (services/jobs.py)
         jobs = job_runner(services)
-        job = await asyncio.to_thread(jobs.submit, principal.tenant, command)
+        job = await asyncio.to_thread(jobs.submit, tenant, command)
         jobs.wake()
         accepted = ok(JobAccepted(job_id=job.id, state="queued", status_url=status_url(job.id)), "Add queued")
         return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": status_url(job.id)})
-    added = AddedMemories.of(await engine.add(principal.tenant, command))
+    added = AddedMemories.of(await engine.add(tenant, command))
     noun = "memory" if added.count == 1 else "memories"
     return ok(added, f"{added.count} {noun} stored")
 
