@@ -62,7 +62,7 @@ class ServicePGVector(PGVector):
     """mem0's PGVector whose cursors come from the service's Database."""
 
     def __init__(self, db: Database, collection_name: str, dims: int, *, outbox: bool = False) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[no-untyped-call]  # mem0's PGVector.__init__ is unannotated
             dbname="",
             collection_name=collection_name,
             embedding_model_dims=dims,
@@ -98,7 +98,7 @@ class ServicePGVector(PGVector):
                 enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
 
     @_timed("update")
-    def update(self, vector_id: str, vector: list[float] | None = None, payload: dict | None = None) -> None:
+    def update(self, vector_id: str, vector: list[float] | None = None, payload: dict[str, Any] | None = None) -> None:
         with self._get_cursor(commit=True) as cur:
             if vector is not None:
                 cur.execute(
@@ -125,7 +125,7 @@ class ServicePGVector(PGVector):
 
     @_timed("search")
     def search(
-        self, query: str, vectors: list[float], top_k: int | None = 5, filters: dict | None = None
+        self, query: str, vectors: list[float], top_k: int | None = 5, filters: dict[str, Any] | None = None
     ) -> list[OutputData]:
         """mem0's query; rows become OutputData without validation (mem0 validates and copies
         every payload of its 60-row over-fetch, a tenth of a search's CPU)."""
@@ -138,7 +138,9 @@ class ServicePGVector(PGVector):
         return [OutputData.model_construct(id=str(r[0]), score=max(0.0, 1.0 - float(r[1])), payload=r[2]) for r in rows]
 
     @_timed("keyword_search")
-    def keyword_search(self, query: str, top_k: int = 5, filters: dict | None = None) -> list[OutputData] | None:
+    def keyword_search(
+        self, query: str, top_k: int = 5, filters: dict[str, Any] | None = None
+    ) -> list[OutputData] | None:
         """mem0's full-text query, rows built without validation as in search().
 
         Without the payloads: mem0 2.2 takes only each row's id and score from the keyword
@@ -156,7 +158,9 @@ class ServicePGVector(PGVector):
         )
         return [OutputData.model_construct(id=str(r[0]), score=float(r[1]), payload={}) for r in rows]
 
-    def _filtered_rows(self, query: str, leading: tuple[Any, ...], filters: dict | None, top_k: int | None) -> Any:
+    def _filtered_rows(
+        self, query: str, leading: tuple[Any, ...], filters: dict[str, Any] | None, top_k: int | None
+    ) -> Any:
         """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
         without filters), `leading` the parameters before the filters' own, `top_k` the last."""
         conditions, params = _build_filter_conditions(filters)

@@ -471,7 +471,7 @@ def guard_spacy() -> None:
     """
     if spacy_model_installed():
         return
-    from mem0.utils import spacy_models
+    import mem0.utils.spacy_models as spacy_models
 
     spacy_models._load_failed_full = True
     spacy_models._load_failed_lemma = True
