@@ -42,6 +42,10 @@ lint: install ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+.PHONY: typecheck
+typecheck: install ## mypy --strict with the pydantic plugin over service/ (settings in pyproject.toml)
+	$(BIN)/mypy
+
 .PHONY: fmt
 fmt: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
