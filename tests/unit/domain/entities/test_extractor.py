@@ -104,3 +104,23 @@ def test_payload_fields_record_names_keys_and_mentions() -> None:
         ],
     }
 
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I moved to Paris. Alice came too.", [("Paris", "name", 0.7), ("Alice", "name", 0.5)]),
+        (
+            "I use PostgreSQL, Redis and Neo4j.",
+            [("Neo4j", "technology", 0.85), ("PostgreSQL", "technology", 0.85), ("Redis", "name", 0.7)],
+        ),
+        ("We flew to Berlin, Germany last week.", [("Berlin", "name", 0.7), ("Germany", "name", 0.7)]),
+        ("I asked Alice; Bob knew.", [("Alice", "name", 0.7), ("Bob", "name", 0.7)]),
+    ],
+)
+def test_a_name_does_not_run_across_punctuation(text: str, expected: list[tuple[str, str, float]]) -> None:
+    assert found(text) == expected
+
+
+def test_a_name_runs_across_a_title_abbreviation_and_an_apostrophe() -> None:
+    assert found("I met Dr. Jane Doe today") == [("Dr Jane Doe", "name", 0.8)]
+    assert found("I met Conan O'Brien today") == [("Conan O Brien", "name", 0.8)]
