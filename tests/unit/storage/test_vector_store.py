@@ -67,3 +67,9 @@ def test_values_are_parameters_never_sql() -> None:
     conditions, params = where("{\"x'; DROP TABLE memories; --\": \"1' OR '1'='1\"}")
     assert conditions == ["payload->>%s = %s", "payload->>%s = %s"]
     assert params[:2] == ["x'; DROP TABLE memories; --", "1' OR '1'='1"]
+
+
+def test_a_star_is_compared_as_text_not_as_mem0s_has_key_wildcard() -> None:
+    conditions, params = where(None, {"source": ["*"]})
+    assert conditions == ["payload->>%s = %s", "payload->>%s = %s"]
+    assert params == ["source", "*", "user_id", "acme/alice"]

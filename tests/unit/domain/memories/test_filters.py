@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from memory_service.domain.memories.filters import MAX_FILTERS, parse_search_filters
@@ -97,3 +98,19 @@ def test_the_result_does_not_alias_the_input() -> None:
     filters = parse_search_filters(None, {"tag": values})
     values.append("c")
     assert filters == {"tag": {"in": ["a", "b"]}}
+
+
+@pytest.mark.parametrize("key", ["$or", "$not", "$and", "AND", "OR", "NOT"])
+def test_mem0s_logical_operators_are_not_metadata_keys(key: str) -> None:
+    """mem0 reads these keys as logical operators over lists of conditions; given anything else
+    it raised (AttributeError: a 500). They are not the client's metadata keys."""
+    for raw, shorthand in ((json.dumps({key: {"eq": "x"}}), {}), (json.dumps({key: "x"}), {}), (None, {key: ["x"]})):
+        with pytest.raises(InvalidRequest, match=re.escape(f"'{key}' cannot be filtered on")):
+            parse_search_filters(raw, shorthand)
+
+
+def test_a_star_is_a_value_to_compare_not_mem0s_wildcard() -> None:
+    """`metadata.source=*` is equality (the contract); mem0 would read a bare `*` as "has the key"."""
+    assert parse_search_filters('{"source": "*"}', {}) == {"source": {"eq": "*"}}
+    assert parse_search_filters(None, {"source": ["*"]}) == {"source": {"eq": "*"}}
+    assert parse_search_filters(None, {"source": ["*", "chat"]}) == {"source": {"in": ["*", "chat"]}}
