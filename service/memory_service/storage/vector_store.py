@@ -25,6 +25,20 @@ from memory_service.storage.adapters import PgVector
 from memory_service.storage.database import Database
 from memory_service.storage.outbox import enqueue_memories
 
+# mem0 casts the field of a range filter (gt, gte, lt, lte) with `::numeric`, which fails the whole
+# query when any of the user's memories holds something else there ("high"): one such memory
+# turned every `priority >= 3` search of its user into a 500. Only a number (JSON number or
+# numeric text, as the cast read them) is compared now; anything else is NULL and does not match.
+_NUMERIC_CAST = "(payload->>%s)::numeric"
+_NUMBER_OR_NULL = r"substring(payload->>%s from '^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$')::numeric"
+
+
+def filter_conditions(filters: dict[str, Any] | None) -> tuple[list[str], list[Any]]:
+    """mem0's WHERE conditions and parameters for `filters`, range comparisons made safe."""
+    conditions, params = _build_filter_conditions(filters)
+    return [c.replace(_NUMERIC_CAST, _NUMBER_OR_NULL) for c in conditions], params
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 _tracer = trace.get_tracer(__name__)
@@ -163,7 +177,7 @@ class ServicePGVector(PGVector):
     ) -> Any:
         """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
         without filters), `leading` the parameters before the filters' own, `top_k` the last."""
-        conditions, params = _build_filter_conditions(filters)
+        conditions, params = filter_conditions(filters)
         where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
         with self._get_cursor() as cur:
             cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))

@@ -12,6 +12,7 @@ from typing import Any
 
 from mem0.vector_stores.pgvector import _build_filter_conditions
 from memory_service.domain.memories.filters import parse_search_filters
+from memory_service.storage.vector_store import filter_conditions
 
 
 def where(raw: str | None, shorthand: dict[str, list[str]] | None = None) -> tuple[list[str], list[Any]]:
@@ -73,3 +74,14 @@ def test_a_star_is_compared_as_text_not_as_mem0s_has_key_wildcard() -> None:
     conditions, params = where(None, {"source": ["*"]})
     assert conditions == ["payload->>%s = %s", "payload->>%s = %s"]
     assert params == ["source", "*", "user_id", "acme/alice"]
+
+
+def test_range_filters_compare_only_numbers() -> None:
+    """mem0's `(payload->>key)::numeric` fails the query on a stored "high"; the store's
+    conditions take the number out of the text, or NULL (no match) when there is none."""
+    conditions, params = filter_conditions(
+        {**parse_search_filters('{"priority": {"gte": 3, "lt": 10}, "source": "chat"}', {}), "user_id": "acme/alice"}
+    )
+    number = r"substring(payload->>%s from '^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$')::numeric"
+    assert conditions == [f"{number} >= %s", f"{number} < %s", "payload->>%s = %s", "payload->>%s = %s"]
+    assert params == ["priority", 3.0, "priority", 10.0, "source", "chat", "user_id", "acme/alice"]
