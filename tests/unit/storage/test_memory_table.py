@@ -50,6 +50,9 @@ def test_padding_is_optional_on_the_way_in() -> None:
         _b64(b'["x", "not-a-uuid"]'),
         _b64(json.dumps([1, MEMORY_ID]).encode()),  # created_at must be a string
         _b64(json.dumps([["x"], MEMORY_ID]).encode()),
+        _b64(json.dumps([CREATED, 5]).encode()),  # the id must be a string (was an AttributeError: a 500)
+        _b64(json.dumps([CREATED, [MEMORY_ID]]).encode()),
+        _b64(json.dumps([CREATED, {"id": MEMORY_ID}]).encode()),
     ],
 )
 def test_a_forged_cursor_is_a_400_on_the_cursor_field(cursor: str) -> None:
