@@ -47,7 +47,17 @@ def test_collection_names_that_are_plain_sql_identifiers(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "Memories", "9memories", "my-memories", "memories;drop", "memories table", "m" + "x" * 41, "mémoires"],
+    [
+        "",
+        "Memories",
+        "9memories",
+        "my-memories",
+        "memories;drop",
+        "memories table",
+        "m" + "x" * 41,
+        "mémoires",
+        "memories\n",  # `match` with `$` accepted the trailing newline
+    ],
 )
 def test_collection_names_that_are_refused(name: str) -> None:
     assert errors_of(collection_name=name) == [
