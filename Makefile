@@ -53,10 +53,11 @@ test: install system-deps sdk-js-build ## Run the whole suite: lint, unit, API, 
 	$(MAKE) loadtest
 
 .PHONY: lint
-lint: install ## ruff check, ruff format --check, the import rules, mypy --strict on sdk/python
+lint: install ## ruff check, ruff format --check, the import rules, mypy --strict on service/ and sdk/python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory imports
+	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory sdk-typecheck
 
 .PHONY: imports
@@ -64,7 +65,7 @@ imports: install ## Import rules (.importlinter): layers point down, no web fram
 	@cd service && PYTHONPATH=. ../$(BIN)/lint-imports --no-cache ../.importlinter
 
 .PHONY: typecheck
-typecheck: install ## mypy --strict (with the pydantic plugin) on service/
+typecheck: install ## mypy --strict with the pydantic plugin over service/ (settings in pyproject.toml)
 	$(BIN)/mypy
 
 .PHONY: fmt

@@ -7,8 +7,8 @@ PROMTOOL ?= promtool
 AMTOOL ?= amtool
 MONITORING_PROM := ops/prometheus
 MONITORING_WEBHOOK_EXAMPLE := https://hooks.example.invalid/memory-service
-MONITORING_TESTS := tests/unit/test_monitoring_rules.py tests/unit/test_monitoring_config.py \
-  tests/unit/test_monitoring_dashboards.py tests/integration/test_monitoring_proof.py
+MONITORING_TESTS := tests/ops/test_monitoring_rules.py tests/ops/test_monitoring_config.py \
+  tests/ops/test_monitoring_dashboards.py tests/integration/test_monitoring_proof.py
 
 .PHONY: dashboards
 dashboards: install ## Regenerate ops/grafana/dashboards/*.json from ops/grafana/build.py

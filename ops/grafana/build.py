@@ -4,7 +4,7 @@ Edit this file, run `python ops/grafana/build.py`, commit the JSON with it. `--c
 memory and exits 1 when a committed file differs (or is missing, or is stale): `make
 monitoring-check` runs it so the JSON Grafana loads never drifts from the code reviewed here.
 
-Conventions the tests rely on (tests/unit/test_monitoring_dashboards.py and the query proof
+Conventions the tests rely on (tests/ops/test_monitoring_dashboards.py and the query proof
 tests/integration/test_monitoring_proof.py):
 
 - fixed uids (`memory-*`), a `datasource` variable every panel uses, `job` and `instance`

@@ -13,11 +13,16 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # the runtime imports stay lazy: `serve` must not import prometheus_client early
+    from memory_service.domain.auth.keys import KeyService
+    from memory_service.settings import Settings
+    from memory_service.storage.database import Database
 
 app = typer.Typer(help="Mem0 memory service", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once, at creation)", no_args_is_help=True)
@@ -82,7 +87,7 @@ def _serve_uvicorn(host: str, port: int, settings: object) -> None:
     from memory_service.main import create_app
 
     uvicorn.run(
-        create_app(),  # type: ignore[arg-type]
+        create_app(),
         host=host,
         port=port,
         loop="uvloop",
@@ -116,7 +121,7 @@ def _serve_gunicorn(host: str, port: int, workers: int, settings: object) -> Non
             embedded.stop()
 
 
-def _open_database():  # noqa: ANN202 - returns (Settings, Database); imports stay lazy for `serve`
+def _open_database() -> tuple[Settings, Database]:
     from memory_service.settings import Settings
     from memory_service.storage.database import Database
 
@@ -126,7 +131,7 @@ def _open_database():  # noqa: ANN202 - returns (Settings, Database); imports st
     return settings, db
 
 
-def _migrated_database():  # noqa: ANN202 - returns (Settings, Database)
+def _migrated_database() -> tuple[Settings, Database]:
     """The database at this release's schema; the collection's dimension is the stored one, or
     the configured embedder's (so key commands work before the service ever started)."""
     from memory_service.providers.onnx import MINILM_DIMS
@@ -142,7 +147,7 @@ def _migrated_database():  # noqa: ANN202 - returns (Settings, Database)
     return settings, db
 
 
-def _key_store():  # noqa: ANN202 - returns (Database, KeyService)
+def _key_store() -> tuple[Database, KeyService]:
     from memory_service.domain.auth.keys import KeyService
     from memory_service.storage.keys import KeyRepository
 
@@ -282,4 +287,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     @field_validator("collection_name")
     @classmethod
     def _safe_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
+        if not _IDENTIFIER.fullmatch(value):
             raise ValueError("must be a lower-case SQL identifier (letters, digits, underscore)")
         return value
 

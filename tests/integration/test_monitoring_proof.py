@@ -21,7 +21,7 @@ what docker-compose.prod.yml runs; one test collecting every problem).
 
 One narrow exclusion: panels in the dependencies dashboard's `Exporter: …` rows read the node,
 redis and postgres exporters, which this test cannot run. They must still evaluate without a
-PromQL error; tests/unit/test_monitoring_dashboards.py keeps every memory_* query out of them.
+PromQL error; tests/ops/test_monitoring_dashboards.py keeps every memory_* query out of them.
 """
 
 from __future__ import annotations

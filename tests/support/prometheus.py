@@ -1,6 +1,6 @@
 """The monitoring bundle as data, and a real Prometheus (Debian's binary) on a free loopback port.
 
-Shared by tests/unit/test_monitoring_*.py (static properties of ops/prometheus and ops/grafana)
+Shared by tests/ops/test_monitoring_*.py (static properties of ops/prometheus and ops/grafana)
 and tests/integration/test_monitoring_proof.py (every dashboard and recording-rule query
 evaluated against a Prometheus that scraped the real service).
 """

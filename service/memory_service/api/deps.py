@@ -29,7 +29,8 @@ _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bea
 
 def services_of(request: Request) -> Services:
     """The process's services, set by the lifespan; a plain call, not a dependency node."""
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 async def get_services(request: Request) -> Services:

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -29,10 +30,16 @@ class _BodyTooLarge(Exception):
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that inserts `text` as is (a replacement string would expand backslashes)."""
+    return lambda _match: text
 
 
 def route_template(scope: Scope) -> str:
@@ -44,7 +51,7 @@ def route_template(scope: Scope) -> str:
         return UNMATCHED_ROUTE
     rendered = path
     for name, value in (scope.get("path_params") or {}).items():
-        rendered = re.sub(r"\{" + re.escape(name) + r"(:[^}]*)?\}", lambda _m, v=str(value): v, rendered)
+        rendered = re.sub(r"\{" + re.escape(name) + r"(:[^}]*)?\}", _literal(str(value)), rendered)
     request_path = scope.get("path", "")
     prefix = request_path[: -len(rendered)] if rendered and request_path.endswith(rendered) else ""
     return prefix + path if prefix in ("", "/v1") else path

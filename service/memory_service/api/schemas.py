@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from memory_service.core.ids import validate_user_id
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Message
@@ -151,8 +151,8 @@ class MemoryOut(BaseModel):
     embedding: list[float] | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_absent(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
         for optional in ("score", "embedding"):
             if data.get(optional) is None:
                 data.pop(optional, None)

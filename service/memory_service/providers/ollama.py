@@ -90,7 +90,9 @@ class ServiceOllamaClient(ollama.Client):
         )
         self.num_ctx = num_ctx
 
-    def chat(self, *args: Any, options: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+    def chat(  # type: ignore[override]  # forwards every argument as is; ollama's overloads only split on stream
+        self, *args: Any, options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
         if self.num_ctx is not None:
             options = {**dict(options or {}), "num_ctx": self.num_ctx}
         response = super().chat(*args, options=options, **kwargs)
@@ -215,8 +217,9 @@ def _fact_items(data: object) -> list[Any] | None:
         return data
     if isinstance(data, dict):
         for key in ("memory", "memories", "facts"):
-            if isinstance(data.get(key), list):
-                return data[key]
+            value = data.get(key)
+            if isinstance(value, list):
+                return value
     return None
 
 
@@ -228,7 +231,8 @@ def normalize_extraction(raw: object) -> tuple[str, list[dict[str, str]]]:
     silently (or crash on strings), so they are rewritten here; anything without a fact is
     reported with its reason.
     """
-    text = remove_code_blocks(raw) if isinstance(raw, str | list) else ""
+    # mem0 annotates `str`, but joins a list of content blocks too.
+    text = remove_code_blocks(raw) if isinstance(raw, str | list) else ""  # type: ignore[arg-type]
     if not text.strip():
         return "empty_response", []
     try:
@@ -277,7 +281,7 @@ class ServiceOllamaLLM(OllamaLLM):
         self.caller = caller
         self.num_ctx = settings.ollama_num_ctx
 
-    def generate_response(
+    def generate_response(  # type: ignore[override]  # OllamaLLM's own signature (LLMBase lacks response_format)
         self,
         messages: list[dict[str, str]],
         response_format: Any = None,
@@ -360,7 +364,7 @@ class ServiceOllamaEmbedding(OllamaEmbedding):
     def embed_batch(self, texts: list[str], memory_action: Action = "add") -> list[list[float]]:
         if not texts:
             return []
-        parent = super().embed_batch
+        parent: Callable[[list[str], Action], Sequence[Sequence[float]]] = super().embed_batch
         return self._check(self.caller("embed", lambda: parent(texts, memory_action)))
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from mem0.embeddings.base import EmbeddingBase
 
 from memory_service.errors import StartupError
@@ -104,7 +105,7 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
         self._lock = threading.Lock()  # tokenizers' padding state is shared; encode under a lock
         self.config.embedding_dims = self.dims
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         with self._lock:
             encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
@@ -113,15 +114,19 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = self._session.run(None, feeds)[0]
+        assert isinstance(hidden, np.ndarray)  # a dense output (onnxruntime also types sparse ones)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        normalized: npt.NDArray[np.float32] = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return normalized
 
     def embed(self, text: str, memory_action: Action = None) -> list[float]:
-        return self._encode([text])[0].tolist()
+        vector: list[float] = self._encode([text])[0].tolist()
+        return vector
 
     def embed_batch(self, texts: list[str], memory_action: Action = "add") -> list[list[float]]:
         # One text per run: a padded batch changes nothing in the vectors but costs the
         # padding's compute, and texts here are short and few.
-        return [self._encode([text])[0].tolist() for text in texts]
+        vectors: list[list[float]] = [self._encode([text])[0].tolist() for text in texts]
+        return vectors

@@ -55,22 +55,24 @@ def _llm_config(settings: Settings) -> dict[str, object]:
 def build_engine(settings: Settings, db: Database) -> MemoryEngine:
     embedder = build_embedder(settings)
     ensure_schema(db, settings.collection_name, embedder.dims, embedder.provider)
-    config = MemoryConfig(
-        vector_store={
-            "provider": "pgvector",
-            "config": {
-                "connection_pool": BORROWED_POOL,
-                "collection_name": settings.collection_name,
-                "embedding_model_dims": embedder.dims,
+    config = MemoryConfig.model_validate(
+        {
+            "vector_store": {
+                "provider": "pgvector",
+                "config": {
+                    "connection_pool": BORROWED_POOL,
+                    "collection_name": settings.collection_name,
+                    "embedding_model_dims": embedder.dims,
+                },
             },
-        },
-        llm=_llm_config(settings),
-        embedder={"provider": "openai", "config": {"api_key": "unused", "embedding_dims": embedder.dims}},
-        history_db_path=":memory:",
+            "llm": _llm_config(settings),
+            "embedder": {"provider": "openai", "config": {"api_key": "unused", "embedding_dims": embedder.dims}},
+            "history_db_path": ":memory:",
+        }
     )
     memory = Memory(config)
     memory.db.close()
-    memory.db = PostgresHistory(db)
+    memory.db = PostgresHistory(db)  # type: ignore[assignment]  # a drop-in with SQLiteManager's methods
     memory.embedding_model = embedder
     if settings.ollama_base_url:
         from memory_service.providers.ollama import build_ollama_llm

@@ -78,24 +78,32 @@ def is_process_local(uri: str) -> bool:
     return async_storage_uri(uri).startswith("async+memory")  # Settings.rate_limit_process_local agrees
 
 
+def _async(storage: object) -> Storage:
+    """storage_from_string is typed for both kinds; an `async+` URI always gives the async one."""
+    assert isinstance(storage, Storage)
+    return storage
+
+
 def _storage(settings: Settings) -> Storage:
     uri = async_storage_uri(settings.rate_limit_storage_uri)
     if is_process_local(uri):
-        return storage_from_string(uri)
+        return _async(storage_from_string(uri))
     if uri.startswith(("async+redis", "async+rediss")):
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         # Fail fast: the limiter sits in front of every request, so a Redis outage must cost
         # milliseconds per request (then fail open or closed), not redis-py's retries.
-        return storage_from_string(
-            uri,
-            implementation="redispy",
-            wrap_exceptions=True,
-            socket_timeout=settings.rate_limit_timeout,
-            socket_connect_timeout=settings.rate_limit_timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
+        return _async(
+            storage_from_string(
+                uri,
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=settings.rate_limit_timeout,
+                socket_connect_timeout=settings.rate_limit_timeout,
+                retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # passed on to redis-py; limits types scalars only
+                health_check_interval=0,
+            )
         )
     raise StartupError(f"RATE_LIMIT_STORAGE_URI must be memory:// or redis://…, not {uri!r}")
 
@@ -143,7 +151,8 @@ class RateLimiter:
                     raise self._refusal(await self._states(items, scope, identity))
             states = await self._states(items, scope, identity)
         except _STORAGE_ERRORS as exc:
-            return self._storage_down(exc, scope)
+            self._storage_down(exc, scope)
+            return None
         RATELIMIT_DECISIONS.labels("allowed", scope).inc()
         return RateLimitState(tightest(states))
 

@@ -34,9 +34,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, memory_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(created_at, str) or not isinstance(memory_id, str):
+            raise TypeError(created_at, memory_id)
         uuid.UUID(memory_id)
-        if not isinstance(created_at, str):
-            raise TypeError(created_at)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequest("cursor is not valid", {"field": "cursor"}) from exc
     return created_at, memory_id

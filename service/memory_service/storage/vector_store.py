@@ -25,6 +25,20 @@ from memory_service.storage.adapters import PgVector
 from memory_service.storage.database import Database
 from memory_service.storage.outbox import enqueue_memories
 
+# mem0 casts the field of a range filter (gt, gte, lt, lte) with `::numeric`, which fails the whole
+# query when any of the user's memories holds something else there ("high"): one such memory
+# turned every `priority >= 3` search of its user into a 500. Only a number (JSON number or
+# numeric text, as the cast read them) is compared now; anything else is NULL and does not match.
+_NUMERIC_CAST = "(payload->>%s)::numeric"
+_NUMBER_OR_NULL = r"substring(payload->>%s from '^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$')::numeric"
+
+
+def filter_conditions(filters: dict[str, Any] | None) -> tuple[list[str], list[Any]]:
+    """mem0's WHERE conditions and parameters for `filters`, range comparisons made safe."""
+    conditions, params = _build_filter_conditions(filters)
+    return [c.replace(_NUMERIC_CAST, _NUMBER_OR_NULL) for c in conditions], params
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 _tracer = trace.get_tracer(__name__)
@@ -62,7 +76,7 @@ class ServicePGVector(PGVector):
     """mem0's PGVector whose cursors come from the service's Database."""
 
     def __init__(self, db: Database, collection_name: str, dims: int, *, outbox: bool = False) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[no-untyped-call]  # mem0's PGVector.__init__ is unannotated
             dbname="",
             collection_name=collection_name,
             embedding_model_dims=dims,
@@ -98,7 +112,7 @@ class ServicePGVector(PGVector):
                 enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
 
     @_timed("update")
-    def update(self, vector_id: str, vector: list[float] | None = None, payload: dict | None = None) -> None:
+    def update(self, vector_id: str, vector: list[float] | None = None, payload: dict[str, Any] | None = None) -> None:
         with self._get_cursor(commit=True) as cur:
             if vector is not None:
                 cur.execute(
@@ -125,7 +139,7 @@ class ServicePGVector(PGVector):
 
     @_timed("search")
     def search(
-        self, query: str, vectors: list[float], top_k: int | None = 5, filters: dict | None = None
+        self, query: str, vectors: list[float], top_k: int | None = 5, filters: dict[str, Any] | None = None
     ) -> list[OutputData]:
         """mem0's query; rows become OutputData without validation (mem0 validates and copies
         every payload of its 60-row over-fetch, a tenth of a search's CPU)."""
@@ -138,7 +152,9 @@ class ServicePGVector(PGVector):
         return [OutputData.model_construct(id=str(r[0]), score=max(0.0, 1.0 - float(r[1])), payload=r[2]) for r in rows]
 
     @_timed("keyword_search")
-    def keyword_search(self, query: str, top_k: int = 5, filters: dict | None = None) -> list[OutputData] | None:
+    def keyword_search(
+        self, query: str, top_k: int = 5, filters: dict[str, Any] | None = None
+    ) -> list[OutputData] | None:
         """mem0's full-text query, rows built without validation as in search().
 
         Without the payloads: mem0 2.2 takes only each row's id and score from the keyword
@@ -156,10 +172,12 @@ class ServicePGVector(PGVector):
         )
         return [OutputData.model_construct(id=str(r[0]), score=float(r[1]), payload={}) for r in rows]
 
-    def _filtered_rows(self, query: str, leading: tuple[Any, ...], filters: dict | None, top_k: int | None) -> Any:
+    def _filtered_rows(
+        self, query: str, leading: tuple[Any, ...], filters: dict[str, Any] | None, top_k: int | None
+    ) -> Any:
         """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
         without filters), `leading` the parameters before the filters' own, `top_k` the last."""
-        conditions, params = _build_filter_conditions(filters)
+        conditions, params = filter_conditions(filters)
         where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
         with self._get_cursor() as cur:
             cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))

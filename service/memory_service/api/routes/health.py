@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -26,7 +27,7 @@ def _dependencies(services: Services) -> dict[str, DependencyState]:
 @router.get("/health", summary="System health check", response_model=Envelope[HealthOut])
 async def health(services: ServicesDep) -> JSONResponse:
     """200 while the process serves; `degraded` names the dependency that is down. Never probes inline."""
-    state = "ok" if services.health.healthy else "degraded"
+    state: Literal["ok", "degraded"] = "ok" if services.health.healthy else "degraded"
     body = ok(HealthOut(status=state, version=__version__, dependencies=_dependencies(services)), f"Service {state}")
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
 

@@ -340,11 +340,19 @@ _NOUN_SUFFIXES = (
 _QUOTED = re.compile(r"[\"\u201c\u2018']([^\"\u201c\u201d\u2018\u2019']{2,80})[\"\u201d\u2019']")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#.\-]*[A-Za-z0-9+#]|[A-Za-z]")
 _SENTENCE_START = re.compile(r"(^|[.!?]\s+)$")
+# Titles whose abbreviation point does not end a name: "Dr. Jane Doe".
+_TITLES = frozenset(["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr"])
 _TECHNICAL = re.compile(r"^(?:[A-Z]{2,}[a-z]+\w*|[A-Za-z]+[A-Z]\w*|[A-Za-z]+[-.]?\d[\w.]*|[a-z]+[A-Z]{2,}\w*)$")
 
 
 def _is_capitalised(word: str) -> bool:
     return word[:1].isupper()
+
+
+def _same_name(gap: str, previous: str) -> bool:
+    """Whether two capitalised words are one name: only spaces (or an apostrophe, or a title's
+    point) lie between them. "Paris. Alice" and "Alice, Bob" are two names each."""
+    return not gap.strip() or gap in ("'", "\u2019") or (gap.strip() == "." and previous.lower() in _TITLES)
 
 
 def _noun_like(word: str) -> bool:
@@ -395,8 +403,12 @@ class DeterministicExtractor:
                 add(" ".join(words), "name", 0.8)
             run.clear()
 
+        previous_end = 0
         for match in tokens:
             word = match.group(0)
+            if run and not _same_name(text[previous_end : match.start()], run[-1]):
+                flush_proper()
+            previous_end = match.end()
             at_start = bool(_SENTENCE_START.search(text[: match.start()]))
             if _is_capitalised(word) and word.lower() not in _STOP:
                 if not run:
@@ -471,7 +483,7 @@ def guard_spacy() -> None:
     """
     if spacy_model_installed():
         return
-    from mem0.utils import spacy_models
+    import mem0.utils.spacy_models as spacy_models
 
     spacy_models._load_failed_full = True
     spacy_models._load_failed_lemma = True

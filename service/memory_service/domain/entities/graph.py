@@ -22,6 +22,8 @@ from memory_service.storage.neo4j import NEO4J_ERRORS, EntityCount, Neo4jGraphSt
 log = logging.getLogger(__name__)
 Source = Literal["neo4j", "postgres"]
 T = TypeVar("T")
+# A Neo4j read that fails or outlasts its timeout falls back to Postgres.
+_FALLBACK_ERRORS: tuple[type[BaseException], ...] = (*NEO4J_ERRORS, TimeoutError)
 
 
 class GraphService:
@@ -47,7 +49,7 @@ class GraphService:
         if self.neo4j is not None and self._use_neo4j():
             try:
                 return await self._from_neo4j(self.neo4j.entities, scope.user_key, limit), "neo4j"
-            except (*NEO4J_ERRORS, TimeoutError) as exc:
+            except _FALLBACK_ERRORS as exc:
                 log.warning(
                     "neo4j unavailable for an entity read (%s); answering from postgres", exc.__class__.__name__
                 )
@@ -61,7 +63,7 @@ class GraphService:
                 ids = await self._from_neo4j(self.neo4j.memory_ids_for_entity, scope.user_key, key, limit)
                 records = await asyncio.to_thread(self.table.fetch, ids)
                 return [records[i] for i in ids if i in records], "neo4j"
-            except (*NEO4J_ERRORS, TimeoutError) as exc:
+            except _FALLBACK_ERRORS as exc:
                 log.warning(
                     "neo4j unavailable for an entity read (%s); answering from postgres", exc.__class__.__name__
                 )

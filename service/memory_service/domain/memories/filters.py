@@ -21,15 +21,22 @@ OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "conta
 MAX_FILTERS = 20
 _SCALARS = (str, int, float, bool)
 _NOT_FILTERABLE = RESERVED_METADATA_KEYS | {"entities"}
+# Keys mem0 reads as logical operators (over lists of conditions), not as metadata.
+_MEM0_LOGICAL = frozenset({"AND", "OR", "NOT"})
 
 
 def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid filters: {message}", {"field": "filters"})
 
 
+def _equals(value: Any) -> Any:
+    """Equality with `value`; mem0 would read a bare `*` as "has the key", so that one is spelled out."""
+    return {"eq": value} if value == "*" else value
+
+
 def _check_condition(key: str, condition: Any) -> Any:
     if isinstance(condition, _SCALARS):
-        return condition
+        return _equals(condition)
     if not isinstance(condition, Mapping) or not condition:
         raise _invalid(f"'{key}' must be a value or an object of operators")
     for op, value in condition.items():
@@ -49,7 +56,7 @@ def _check_condition(key: str, condition: Any) -> Any:
 def _check_key(key: str) -> None:
     if not key or len(key) > 64:
         raise _invalid("keys must be 1-64 characters")
-    if key in _NOT_FILTERABLE:
+    if key in _NOT_FILTERABLE or key in _MEM0_LOGICAL or key.startswith("$"):
         raise _invalid(f"'{key}' cannot be filtered on")
 
 
@@ -70,7 +77,7 @@ def parse_search_filters(raw: str | None, shorthand: Mapping[str, list[str]]) ->
         _check_key(key)
         if key in filters:
             raise _invalid(f"'{key}' is given twice")
-        filters[key] = values[0] if len(values) == 1 else {"in": list(values)}
+        filters[key] = _equals(values[0]) if len(values) == 1 else {"in": list(values)}
     if len(filters) > MAX_FILTERS:
         raise _invalid(f"at most {MAX_FILTERS} keys")
     return filters
