@@ -173,7 +173,7 @@ class AddedMemories(BaseModel):
     @classmethod
     def of(cls, outcome: AddOutcome) -> AddedMemories:
         memories = [MemoryOut.of(r) for r in outcome.memories]
-        return cls(memories=memories, count=len(memories), inference=outcome.inference)  # type: ignore[arg-type]
+        return cls(memories=memories, count=len(memories), inference=outcome.inference)
 
 
 class SearchResults(BaseModel):

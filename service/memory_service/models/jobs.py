@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+JobState = Literal["queued", "running", "succeeded", "failed"]  # the jobs table's CHECK holds it to these
 
 
 @dataclass(slots=True)
@@ -12,7 +14,7 @@ class Job:
     id: str
     tenant: str
     kind: str
-    state: str  # queued, running, succeeded, failed
+    state: JobState
     request: dict[str, Any]
     result: dict[str, Any] | None
     error: dict[str, Any] | None

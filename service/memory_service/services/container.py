@@ -96,8 +96,8 @@ class Services:
             self.health.register("redis", self.limiter.ping)
         if self.settings.ollama_base_url:
             self.health.register("ollama", ollama_probe(self.settings))
-        if self.neo4j is not None:
-            self.health.register("neo4j", lambda: asyncio.to_thread(self.neo4j.ping))  # type: ignore[union-attr]
+        if (neo4j := self.neo4j) is not None:
+            self.health.register("neo4j", lambda: asyncio.to_thread(neo4j.ping))
 
     async def _count_loop(self) -> None:
         """Keep the stored-memories gauge current without a count(*) per scrape."""

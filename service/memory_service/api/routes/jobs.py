@@ -13,13 +13,11 @@ from memory_service.api.envelope import Envelope, ErrorBody, error_responses, ok
 from memory_service.api.schemas import AddedMemories
 from memory_service.core.timefmt import rfc3339
 from memory_service.errors import ServiceUnavailable
-from memory_service.models.jobs import Job
+from memory_service.models.jobs import Job, JobState
 from memory_service.services.container import Services
 from memory_service.services.jobs import JobRunner
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-JobState = Literal["queued", "running", "succeeded", "failed"]
 
 
 def status_url(job_id: str) -> str:
@@ -51,7 +49,7 @@ class JobOut(BaseModel):
         return cls(
             job_id=job.id,
             kind="add",
-            state=job.state,  # type: ignore[arg-type]
+            state=job.state,
             attempts=job.attempts,
             created_at=rfc3339(job.created_at),
             started_at=rfc3339(job.started_at),

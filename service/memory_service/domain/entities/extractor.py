@@ -408,8 +408,10 @@ class DeterministicExtractor:
             word = match.group(0)
             if run and not _same_name(text[previous_end : match.start()], run[-1]):
                 flush_proper()
+            # A sentence can only end in the text since the previous word (words end in a letter or
+            # digit): searching from there keeps this linear; over the whole prefix it was quadratic.
+            at_start = bool(_SENTENCE_START.search(text, previous_end, match.start()))
             previous_end = match.end()
-            at_start = bool(_SENTENCE_START.search(text[: match.start()]))
             if _is_capitalised(word) and word.lower() not in _STOP:
                 if not run:
                     run_start_sentence = at_start

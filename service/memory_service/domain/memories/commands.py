@@ -8,7 +8,7 @@ its outcome likewise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from memory_service.models.memory import MemoryRecord
 from memory_service.models.scope import Scope
@@ -63,10 +63,14 @@ class AddCommand:
         )
 
 
+# "none": stored as given; "extracted": facts from the LLM; "fallback": the LLM gave nothing, stored as given.
+Inference = Literal["none", "extracted", "fallback"]
+
+
 @dataclass(slots=True)
 class AddOutcome:
     memories: list[MemoryRecord]
-    inference: str  # "none" (stored as given), "extracted", or "fallback"
+    inference: Inference
 
     def to_json(self) -> dict[str, Any]:
         """A finished job's stored result (the shape of the synchronous add's `data`)."""

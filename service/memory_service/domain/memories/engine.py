@@ -29,7 +29,7 @@ from opentelemetry import trace
 from memory_service.core.context import CallCancelled, CallContext, call_context
 from memory_service.core.timefmt import now_rfc3339
 from memory_service.domain.entities.extractor import Extractor, merge_entities, payload_fields
-from memory_service.domain.memories.commands import AddCommand, AddOutcome, Message
+from memory_service.domain.memories.commands import AddCommand, AddOutcome, Inference, Message
 from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
 from memory_service.models.memory import HistoryEntry, MemoryPage, MemoryRecord, UserStats
 from memory_service.models.scope import Scope, split_user_key
@@ -255,7 +255,7 @@ class MemoryEngine:
             return ids, report.outcome, len(report.unembedded)
 
         ids, outcome, unembedded = await self._run(extract, user_key=scope.user_key, dependency="ollama")
-        mode = "extracted"
+        mode: Inference = "extracted"
         if unembedded:
             self.after_write()  # the facts that were stored stay; a retry does not store them twice
             raise ServiceUnavailable("ollama", f"Ollama failed to embed {unembedded} extracted fact(s); retry later")
