@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # per-address rate-limit bucket or what the access log records. Both serving paths (uvicorn,
     # gunicorn) read it from here.
     forwarded_allow_ips: Annotated[list[str], NoDecode] = ["127.0.0.1", "::1"]
+    # While this file exists, /health answers 503 `draining` (everything else keeps serving): a
+    # load balancer polling /health stops sending new requests before a rolling deploy stops us.
+    drain_file: Path | None = None
 
     # Rate limits (per API key; unauthenticated requests per client address).
     rate_limit_storage_uri: str = "memory://"
