@@ -66,6 +66,7 @@ PLAYBOOK_PACKAGES = (
     "python3-packaging",
     "redis-server",
     "docker.io",
+    "caddy",
 )
 
 # Addresses inside the test's own namespaces only.
@@ -517,22 +518,23 @@ class ThrowawayHost:
         log(f"make {target}: rc={proc.returncode} {result.recap} in {result.seconds:.0f}s (log {logfile})")
         return result
 
-    def http_get(self, url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str]:
-        """GET from inside the controller namespace (curl-free: a short Python client)."""
-        code = (
-            "import sys, urllib.request, urllib.error\n"
-            "try:\n"
-            f"    req = urllib.request.Request({url!r}, headers={headers or {}!r})\n"
-            f"    r = urllib.request.urlopen(req, timeout={timeout})\n"
-            "    print(r.status); print(r.read().decode())\n"
-            "except urllib.error.HTTPError as e:\n"
-            "    print(e.code); print(e.read().decode())\n"
-        )
-        proc = run(self.in_controller([sys.executable, "-c", code]), check=False, capture=True, timeout=timeout + 10)
-        if proc.returncode != 0:
-            return 0, proc.stderr
-        status, _, body = proc.stdout.partition("\n")
-        return int(status), body
+    def http_get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10,
+        cafile: Path | None = None,
+        follow_redirects: bool = True,
+    ) -> tuple[int, str]:
+        """GET from inside the controller namespace (curl-free: a short Python client).
+
+        HTTPS is verified against `cafile` (the CA root `make deploy` fetched) and nothing else.
+        """
+        return http_get_in(self.in_controller([]), url, headers, timeout, cafile, follow_redirects)
+
+    def ca_file(self, balancer: str = "memory-test") -> Path:
+        """Where `make deploy` put the balancer's internal CA root (proxy_ca_fetch_dest)."""
+        return self.inventory.parent / "ca" / f"{balancer}.crt"
 
     def tcp_open(self, port: int, timeout: float = 3) -> bool:
         """Whether the controller can open a TCP connection to the test host's port."""
@@ -572,6 +574,42 @@ class ThrowawayHost:
 
 
 TEST_INVENTORY = REPO / "tests/deploy/inventory/hosts.yml"
+
+
+def http_get_in(
+    prefix: Sequence[str],
+    url: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+    cafile: Path | None = None,
+    follow_redirects: bool = True,
+) -> tuple[int, str]:
+    """GET with a short Python client run under `prefix` (e.g. `ip netns exec NS`): (status, body).
+
+    The status is 0 and the body the client's error when no HTTP answer came (refused, TLS failed).
+    A redirect not followed comes back as its status with the Location header as the body.
+    """
+    code = (
+        "import ssl, sys, urllib.request, urllib.error\n"
+        f"cafile = {str(cafile) if cafile else None!r}\n"
+        "ctx = ssl.create_default_context(cafile=cafile) if cafile else None\n"
+        "class NoRedirect(urllib.request.HTTPRedirectHandler):\n"
+        "    def redirect_request(self, *args, **kwargs):\n"
+        "        return None\n"
+        f"handlers = [urllib.request.HTTPSHandler(context=ctx)] + ([] if {follow_redirects!r} else [NoRedirect()])\n"
+        "opener = urllib.request.build_opener(*handlers)\n"
+        "try:\n"
+        f"    r = opener.open(urllib.request.Request({url!r}, headers={headers or {}!r}), timeout={timeout})\n"
+        "    print(r.status); print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code); print(e.headers.get('Location') or e.read().decode())\n"
+    )
+    proc = run([*prefix, sys.executable, "-c", code], check=False, capture=True, timeout=timeout + 10)
+    if proc.returncode != 0:
+        return 0, proc.stderr
+    status, _, body = proc.stdout.partition("\n")
+    return int(status), body
+
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
