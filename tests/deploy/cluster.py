@@ -140,9 +140,7 @@ class Cluster:
         source = snapshot_repo(self.source)
         wheels = wheelhouse(base, source, self.logdir)
         log(f"caches ready in {time.monotonic() - started:.0f}s")
-        self.nodes = {
-            name: Node(name, i, self.run_dir, self.tag) for i, name in enumerate(HOSTS)
-        }
+        self.nodes = {name: Node(name, i, self.run_dir, self.tag) for i, name in enumerate(HOSTS)}
         for old in (self.ssh_key, self.ssh_key.with_suffix(".pub")):
             old.unlink(missing_ok=True)
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-test", "-f", self.ssh_key])
@@ -303,7 +301,10 @@ class Cluster:
             f"s = socket.socket(); s.settimeout({timeout})\n"
             f"sys.exit(0 if s.connect_ex(({addr!r}, {port})) == 0 else 1)\n"
         )
-        return run(self.in_ns(self.client_ns, [sys.executable, "-c", code]), check=False, timeout=timeout + 10).returncode == 0
+        return (
+            run(self.in_ns(self.client_ns, [sys.executable, "-c", code]), check=False, timeout=timeout + 10).returncode
+            == 0
+        )
 
     def client_python(self, args: Sequence[str], *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """`python -m tests.deploy.client <args>` (the controller's venv) in the client namespace."""
