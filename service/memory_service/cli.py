@@ -78,11 +78,11 @@ def serve(
 def _serve_uvicorn(host: str, port: int, settings: object) -> None:
     import uvicorn
 
+    from memory_service.gunicorn_conf import env_graceful_timeout, env_keepalive
+    from memory_service.main import create_app
     from memory_service.settings import Settings
 
     assert isinstance(settings, Settings)
-    from memory_service.gunicorn_conf import env_graceful_timeout, env_keepalive
-    from memory_service.main import create_app
 
     uvicorn.run(
         create_app(),  # type: ignore[arg-type]
