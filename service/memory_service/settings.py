@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(8, ge=1, le=100)
     db_timeout: float = Field(5.0, gt=0, le=120)
     database_transaction_pooler: bool | None = None  # None: detect (port 6543 = Supabase's pooler)
+    # A streaming replica of DATABASE_URL for searches and reads. A read goes there only when the
+    # replica has replayed every write committed before the read began (else to the primary), so
+    # reads never miss an acknowledged write (storage/database.py, Database.read_connection).
+    database_read_url: SecretStr | None = None
     collection_name: str = "memories"
 
     # Embeddings.
