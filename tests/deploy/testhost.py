@@ -302,7 +302,11 @@ def wheelhouse(base: Path, source: Path, logdir: Path) -> Path:
 def source_digest(source: Path) -> str:
     """What the memory-service wheels are built from: pyproject.toml, README.md and service/."""
     files = [source / "pyproject.toml", source / "README.md"]
-    files += sorted(p for p in (source / "service").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files += sorted(
+        p
+        for p in (source / "service").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not any(part.endswith(".egg-info") for part in p.parts)
+    )
     digest = hashlib.sha256()
     for path in files:
         if path.exists():
