@@ -31,7 +31,7 @@ deploy-check: deploy-deps ## Dry run of deploy: check mode with diff, changes no
 	$(PLAYBOOK) --check --diff ops/ansible/site.yml
 
 .PHONY: rollback
-rollback: deploy-deps ## Redeploy the release deployed before the current one
+rollback: deploy-deps ## Redeploy the release deployed before the current one (API hosts one at a time)
 	$(PLAYBOOK) ops/ansible/rollback.yml
 
 .PHONY: backup
@@ -47,5 +47,5 @@ deploy-lint: deploy-deps ## Static checks of the bundle: ansible-lint, syntax, c
 	DEPLOY_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/deploy/test_static.py
 
 .PHONY: test-deploy
-test-deploy: deploy-deps ## Deploy test: static checks, then converge a throwaway Debian host twice (root)
+test-deploy: deploy-deps ## Deploy tests (root): static checks, a throwaway host converged twice, a 4-host scale-out (balancer, 2 API hosts, data)
 	DEPLOY_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/deploy

@@ -85,6 +85,9 @@ def _serve_uvicorn(host: str, port: int, settings: object) -> None:
 
     from memory_service.gunicorn_conf import env_graceful_timeout, env_keepalive
     from memory_service.main import create_app
+    from memory_service.settings import Settings
+
+    assert isinstance(settings, Settings)
 
     uvicorn.run(
         create_app(),
@@ -95,7 +98,7 @@ def _serve_uvicorn(host: str, port: int, settings: object) -> None:
         access_log=False,
         log_config=None,
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_keep_alive=env_keepalive(),
         timeout_graceful_shutdown=env_graceful_timeout(),
     )

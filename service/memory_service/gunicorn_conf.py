@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from memory_service.settings import Settings
+
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
@@ -38,7 +40,8 @@ preload_app = False
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The one setting both serving paths use (settings.py): uvicorn's workers get it from here.
+forwarded_allow_ips = ",".join(Settings().forwarded_allow_ips)
 proxy_allow_ips = forwarded_allow_ips
 wsgi_app = "memory_service.main:create_app()"
 

@@ -7,6 +7,7 @@ derived from what is configured, never chosen separately, so the two cannot disa
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(8, ge=1, le=100)
     db_timeout: float = Field(5.0, gt=0, le=120)
     database_transaction_pooler: bool | None = None  # None: detect (port 6543 = Supabase's pooler)
+    # A streaming replica of DATABASE_URL for searches and reads. A read goes there only when the
+    # replica has replayed every write committed before the read began (else to the primary), so
+    # reads never miss an acknowledged write (storage/database.py, Database.read_connection).
+    database_read_url: SecretStr | None = None
     collection_name: str = "memories"
 
     # Embeddings.
@@ -50,6 +55,15 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     request_timeout: float = Field(10.0, gt=0, le=600)
     health_interval: float = Field(2.0, gt=0, le=60)
+    # Peers (addresses or CIDR networks, comma-separated; `*` for any) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: the load balancer's address in a deployment. A request from
+    # anyone else keeps its TCP peer as the client address, so a forged header cannot pick the
+    # per-address rate-limit bucket or what the access log records. Both serving paths (uvicorn,
+    # gunicorn) read it from here.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = ["127.0.0.1", "::1"]
+    # While this file exists, /health answers 503 `draining` (everything else keeps serving): a
+    # load balancer polling /health stops sending new requests before a rolling deploy stops us.
+    drain_file: Path | None = None
 
     # Rate limits (per API key; unauthenticated requests per client address).
     rate_limit_storage_uri: str = "memory://"
@@ -88,6 +102,24 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [peer.strip() for peer in value.split(",") if peer.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for peer in value:
+            if peer != "*":
+                try:
+                    ipaddress.ip_network(peer)  # strict: 10.0.0.1/24 (host bits set) is a mistake
+                except ValueError as exc:
+                    raise ValueError(f"{peer!r} is not an IP address, a CIDR network or '*'") from exc
         return value
 
     @field_validator("collection_name")

@@ -108,3 +108,21 @@ def test_the_service_opens_no_connection_but_to_its_backends(tmp_path: Path) -> 
             service.stop()
         proxy.shutdown()
     assert seen == []
+
+
+def test_drain_file_turns_health_into_503_draining_and_back(tmp_path: Path) -> None:
+    """What a rolling deploy does before stopping a host: the balancer sees 503 and stops routing."""
+    drain = tmp_path / "DRAIN"
+    service = ServiceProcess(tmp_path / "svc", {"DRAIN_FILE": str(drain)}).start()
+    try:
+        assert httpx.get(f"{service.url}/health").status_code == 200
+        drain.touch()
+        draining = httpx.get(f"{service.url}/health")
+        assert draining.status_code == 503
+        assert draining.json()["data"]["status"] == "draining"
+        with service.client(DEV_KEY) as client:  # a request already routed here is still served
+            assert client.get("/status").status_code == 200
+        drain.unlink()
+        assert httpx.get(f"{service.url}/health").json()["data"]["status"] == "ok"
+    finally:
+        service.stop()

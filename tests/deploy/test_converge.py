@@ -88,8 +88,15 @@ def test_second_converge_changes_nothing(deployment: Deployment) -> None:
     assert run.changed == 0, f"changed on the second run: {run.changed_tasks}"
 
 
-def test_health_answers_from_the_test_host(deployment: Deployment) -> None:
-    status, body = deployment.host.http_get(f"http://{HOST_ADDR}:8080/health")
+def _https(host: ThrowawayHost, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """Through Caddy, verified against the CA root `make deploy` fetched (and nothing else)."""
+    return host.http_get(f"https://{HOST_ADDR}{path}", headers=headers, cafile=host.ca_file())
+
+
+def test_health_answers_over_https_verified_by_the_fetched_ca(deployment: Deployment) -> None:
+    ca = deployment.host.ca_file()
+    assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    status, body = _https(deployment.host, "/health")
     assert status == 200, body
     envelope = json.loads(body)
     assert envelope["success"] is True
@@ -109,7 +116,7 @@ def _metrics(host: ThrowawayHost, secret: str | None) -> tuple[int, str]:
     if secret is not None:
         key = host.ssh(f"cat /etc/memory-service/secrets/{secret}").stdout.strip()
         headers["Authorization"] = f"Bearer {key}"
-    return host.http_get(f"http://{HOST_ADDR}:8080/v1/metrics", headers=headers)
+    return _https(host, "/v1/metrics", headers=headers)
 
 
 def test_bootstrap_admin_key_opens_the_admin_metrics(deployment: Deployment) -> None:
@@ -124,24 +131,55 @@ def test_bootstrap_admin_key_opens_the_admin_metrics(deployment: Deployment) -> 
 
 def test_metrics_under_gunicorn_carry_the_contract_families(deployment: Deployment) -> None:
     """What Prometheus scrapes (with the API key its credentials file holds) from several workers."""
-    deployment.host.http_get(f"http://{HOST_ADDR}:8080/health")
+    _https(deployment.host, "/health")
     _, body = _metrics(deployment.host, "api_key")
     assert "memory_http_requests_total" in body
     assert "memory_build_info" in body
 
 
-def test_only_ssh_api_and_grafana_are_reachable(deployment: Deployment) -> None:
+def test_only_ssh_and_https_are_reachable(deployment: Deployment) -> None:
     host = deployment.host
     assert host.tcp_open(22)
-    assert host.tcp_open(8080)
-    # Redis listens (on loopback) but is neither bound outside nor allowed by the firewall.
+    assert host.tcp_open(443)
+    assert host.tcp_open(80)
+    # The API's plain HTTP listens on loopback only (Caddy's upstream); Redis likewise.
+    assert not host.tcp_open(8080)
+    local = host.ssh(
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/health').status)\""
+    )
+    assert local.stdout.strip() == "200"
     assert host.ssh("redis-cli ping").stdout.strip() == "PONG"
     assert not host.tcp_open(6379)
     status = host.ssh("ufw status verbose").stdout
     assert "Status: active" in status
     assert "Default: deny (incoming)" in status
     allowed = {line.split()[0] for line in status.splitlines() if " ALLOW IN " in line}
-    assert allowed == {"22/tcp", "8080/tcp", "3000/tcp"}
+    assert allowed == {"22/tcp", "80/tcp", "443/tcp"}
+
+
+def test_http_redirects_to_https_with_hsts_and_old_tls_refused(deployment: Deployment) -> None:
+    host = deployment.host
+    status, location = host.http_get(f"http://{HOST_ADDR}/health", follow_redirects=False)
+    assert status == 301
+    assert location.strip() == f"https://{HOST_ADDR}/health"
+    # Any other CA (the system's) does not verify the internal one: TLS is really checked.
+    status, error = host.http_get(f"https://{HOST_ADDR}/health")
+    assert status == 0
+    assert "CERTIFICATE_VERIFY_FAILED" in error
+    headers = host.ssh(
+        f"python3 - <<'EOF'\nimport ssl, urllib.request\n"
+        f"ctx = ssl.create_default_context(cafile='/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt')\n"
+        f"print(dict(urllib.request.urlopen('https://{HOST_ADDR}/health', context=ctx).headers))\n"
+        # A client willing to speak TLS 1.1 (security level 0 lifts OpenSSL's own floor): the server
+        # must be the one saying no, with a protocol-version alert.
+        f"ctx.set_ciphers('DEFAULT@SECLEVEL=0')\n"
+        f"ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1\n"
+        f"try:\n    urllib.request.urlopen('https://{HOST_ADDR}/health', context=ctx); print('TLS1.1 accepted')\n"
+        f"except Exception as exc:\n    print('TLS1.1 refused:', exc)\nEOF"
+    ).stdout
+    assert "max-age=31536000" in headers
+    assert "TLS1.1 refused" in headers
+    assert "ALERT_PROTOCOL_VERSION" in headers
 
 
 def test_sshd_is_hardened(deployment: Deployment) -> None:
@@ -169,7 +207,14 @@ def test_secrets_are_root_only(deployment: Deployment) -> None:
     assert modes.pop("/etc/memory-service/memory-service.env") == ["640", "root", "memory"]
     assert set(modes) == {
         f"/etc/memory-service/secrets/{name}"
-        for name in ("api_key", "postgres_password", "neo4j_password", "grafana_admin_password", "bootstrap_admin_key")
+        for name in (
+            "api_key",
+            "postgres_password",
+            "neo4j_password",
+            "grafana_admin_password",
+            "redis_password",
+            "bootstrap_admin_key",
+        )
     }
     assert all(mode == ["600", "root", "root"] for mode in modes.values()), modes
 
@@ -177,11 +222,11 @@ def test_secrets_are_root_only(deployment: Deployment) -> None:
 def test_services_and_timers_are_enabled(deployment: Deployment) -> None:
     out = deployment.host.ssh(
         "systemctl is-enabled memory-service redis-server docker ufw memory-service-backup.timer "
-        "unattended-upgrades apt-daily-upgrade.timer systemd-timesyncd; "
-        "systemctl is-active memory-service redis-server docker memory-service-backup.timer",
+        "unattended-upgrades apt-daily-upgrade.timer systemd-timesyncd caddy; "
+        "systemctl is-active memory-service redis-server docker memory-service-backup.timer caddy",
         check=False,
     ).stdout.split()
-    assert out == ["enabled"] * 8 + ["active"] * 4, out
+    assert out == ["enabled"] * 9 + ["active"] * 5, out
 
 
 def test_monitoring_configuration_is_in_place(deployment: Deployment) -> None:
@@ -212,7 +257,7 @@ def test_backup_then_restore_brings_back_the_backed_up_state(deployment: Deploym
     names = _key_names(host)
     assert "after-backup" not in names
     assert "bootstrap" in names
-    status, _ = host.http_get(f"http://{HOST_ADDR}:8080/health")
+    status, _ = _https(host, "/health")
     assert status == 200
 
 
@@ -252,5 +297,7 @@ def test_upgrade_then_rollback_returns_to_the_previous_release(deployment: Deplo
     assert rollback.returncode == 0, _tail(rollback)
     assert _installed_version(host) == current
     assert _release_files(host) == (current, upcoming)
-    status, body = host.http_get(f"http://{HOST_ADDR}:8080/health")
+    status, body = _https(host, "/health")
     assert status == 200, body
+    # Each release has its own venv; the link points at the current one.
+    assert host.ssh("readlink /opt/memory-service/venv").stdout.strip() == f"/opt/memory-service/releases/{current}"

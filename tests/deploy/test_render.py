@@ -153,3 +153,22 @@ def test_compose_backup_dumps_postgres_and_neo4j(rendered: Path) -> None:
     assert "pg_restore -U postgres -d postgres --clean --if-exists" in restore
     assert "database load neo4j --from-path=/backups --overwrite-destination=true" in restore
     assert restore.index("stop api") < restore.index("pg_restore")
+
+
+def test_caddy_fronts_the_api_and_grafana_over_https_only(rendered: Path, resolved: dict[str, Any]) -> None:
+    """The Caddyfile the proxy role rendered (checked by `caddy adapt` in its validate:) is what
+    the caddy service mounts, and the API's own port stays on loopback."""
+    caddyfile = (rendered / "project/caddy/Caddyfile").read_text()
+    assert "http://203.0.113.10:80 {\n\tredir https://{host}{uri} permanent" in caddyfile
+    assert "https://203.0.113.10:443 {" in caddyfile
+    assert "tls internal {\n\t\tprotocols tls1.2 tls1.3" in caddyfile
+    assert 'Strict-Transport-Security "max-age=31536000; includeSubDomains"' in caddyfile
+    assert "reverse_proxy api:8080 {" in caddyfile
+    assert "health_uri /health" in caddyfile
+    assert "https://203.0.113.10:3000 {" in caddyfile
+    assert "reverse_proxy grafana:3000" in caddyfile
+    caddy = resolved["services"]["caddy"]
+    assert {v["target"] for v in caddy["volumes"]} >= {"/etc/caddy", "/data"}
+    assert {p["published"] for p in resolved["services"]["api"]["ports"]} == {"8080"}
+    assert {p["host_ip"] for p in resolved["services"]["api"]["ports"]} == {"127.0.0.1"}
+    assert "ports" not in resolved["services"]["grafana"]

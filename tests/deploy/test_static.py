@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -19,11 +20,16 @@ BIN = Path(sys.executable).parent
 ANSIBLE = REPO / "ops/ansible"
 ROLES = sorted(p for p in (ANSIBLE / "roles").iterdir() if p.is_dir())
 PLAYBOOKS = ["site.yml", "backup.yml", "restore.yml", "rollback.yml"]
-INVENTORIES = [ANSIBLE / "inventory/example/hosts.yml", REPO / "tests/deploy/inventory/hosts.yml"]
+INVENTORIES = [
+    ANSIBLE / "inventory/example/hosts.yml",
+    REPO / "tests/deploy/inventory/hosts.yml",
+    REPO / "tests/deploy/inventory-cluster/hosts.yml",
+]
 
 # Services whose ports must never be published (databases, caches, model server, exporters).
 INTERNAL_SERVICES = {"db", "neo4j", "redis", "ollama", "prometheus", "alertmanager"}
-PUBLISHED = {"api": {8080}, "grafana": {3000}}
+# Caddy is the front door (HTTPS for the API and Grafana); the API's plain port is on loopback only.
+PUBLISHED = {"caddy": {80, 443, 3000}, "api": {8080}}
 
 
 def _ansible_env() -> dict[str, str]:
@@ -125,7 +131,7 @@ def test_compose_file_matches_compose_spec() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_compose_publishes_only_api_and_grafana(compose_config: dict[str, Any]) -> None:
+def test_compose_publishes_only_caddy_and_the_api_on_loopback(compose_config: dict[str, Any]) -> None:
     published = {
         name: {int(p["published"]) for p in service.get("ports", [])}
         for name, service in compose_config["services"].items()
@@ -133,6 +139,12 @@ def test_compose_publishes_only_api_and_grafana(compose_config: dict[str, Any]) 
     }
     assert published == PUBLISHED
     assert INTERNAL_SERVICES.isdisjoint(published)
+    assert {p.get("host_ip") for p in compose_config["services"]["api"]["ports"]} == {"127.0.0.1"}
+    # The API believes X-Forwarded-For from Caddy's fixed address only.
+    caddy_address = compose_config["services"]["caddy"]["networks"]["edge"]["ipv4_address"]
+    assert compose_config["services"]["api"]["environment"]["FORWARDED_ALLOW_IPS"] == caddy_address
+    subnet = compose_config["networks"]["edge"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(caddy_address) in ipaddress.ip_network(subnet)
 
 
 def test_compose_services_have_healthchecks_and_restart_policies(compose_config: dict[str, Any]) -> None:

@@ -66,6 +66,7 @@ PLAYBOOK_PACKAGES = (
     "python3-packaging",
     "redis-server",
     "docker.io",
+    "caddy",
 )
 
 # Addresses inside the test's own namespaces only.
@@ -258,6 +259,15 @@ def wheelhouse(base: Path, source: Path, logdir: Path) -> Path:
         )
         run(["chroot", builder, "python3", "-m", "venv", "/opt/wheel-builder"], logfile=logdir / "wheelhouse.log")
         (builder / ".complete").write_text("ok\n")
+    house = builder / "wheelhouse"
+    house.mkdir(exist_ok=True)
+    # The same sources as the wheels there (the other deploy test of this run built them): reuse.
+    digest = source_digest(source)
+    marker = house / ".source-digest"
+    if marker.exists() and marker.read_text() == digest and len(list(house.glob("memory_service-*.whl"))) == 2:
+        log("memory-service wheels of these sources are in the wheelhouse already")
+        return house
+    marker.unlink(missing_ok=True)
     src = builder / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir()
@@ -265,8 +275,6 @@ def wheelhouse(base: Path, source: Path, logdir: Path) -> Path:
         if (source / name).exists():
             shutil.copy2(source / name, src / name)
     shutil.copytree(source / "service", src / "service", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    house = builder / "wheelhouse"
-    house.mkdir(exist_ok=True)
     for old in house.glob("memory_service-*.whl"):
         old.unlink()
     log("building the memory-service wheel and its dependency wheels (host Python)")
@@ -287,7 +295,23 @@ def wheelhouse(base: Path, source: Path, logdir: Path) -> Path:
         logfile=logdir / "wheelhouse.log",
         timeout=600,
     )
+    marker.write_text(digest)
     return house
+
+
+def source_digest(source: Path) -> str:
+    """What the memory-service wheels are built from: pyproject.toml, README.md and service/."""
+    files = [source / "pyproject.toml", source / "README.md"]
+    files += sorted(
+        p
+        for p in (source / "service").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not any(part.endswith(".egg-info") for part in p.parts)
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def project_version(source: Path) -> str:
@@ -517,22 +541,23 @@ class ThrowawayHost:
         log(f"make {target}: rc={proc.returncode} {result.recap} in {result.seconds:.0f}s (log {logfile})")
         return result
 
-    def http_get(self, url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str]:
-        """GET from inside the controller namespace (curl-free: a short Python client)."""
-        code = (
-            "import sys, urllib.request, urllib.error\n"
-            "try:\n"
-            f"    req = urllib.request.Request({url!r}, headers={headers or {}!r})\n"
-            f"    r = urllib.request.urlopen(req, timeout={timeout})\n"
-            "    print(r.status); print(r.read().decode())\n"
-            "except urllib.error.HTTPError as e:\n"
-            "    print(e.code); print(e.read().decode())\n"
-        )
-        proc = run(self.in_controller([sys.executable, "-c", code]), check=False, capture=True, timeout=timeout + 10)
-        if proc.returncode != 0:
-            return 0, proc.stderr
-        status, _, body = proc.stdout.partition("\n")
-        return int(status), body
+    def http_get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10,
+        cafile: Path | None = None,
+        follow_redirects: bool = True,
+    ) -> tuple[int, str]:
+        """GET from inside the controller namespace (curl-free: a short Python client).
+
+        HTTPS is verified against `cafile` (the CA root `make deploy` fetched) and nothing else.
+        """
+        return http_get_in(self.in_controller([]), url, headers, timeout, cafile, follow_redirects)
+
+    def ca_file(self, balancer: str = "memory-test") -> Path:
+        """Where `make deploy` put the balancer's internal CA root (proxy_ca_fetch_dest)."""
+        return self.inventory.parent / "ca" / f"{balancer}.crt"
 
     def tcp_open(self, port: int, timeout: float = 3) -> bool:
         """Whether the controller can open a TCP connection to the test host's port."""
@@ -572,6 +597,42 @@ class ThrowawayHost:
 
 
 TEST_INVENTORY = REPO / "tests/deploy/inventory/hosts.yml"
+
+
+def http_get_in(
+    prefix: Sequence[str],
+    url: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+    cafile: Path | None = None,
+    follow_redirects: bool = True,
+) -> tuple[int, str]:
+    """GET with a short Python client run under `prefix` (e.g. `ip netns exec NS`): (status, body).
+
+    The status is 0 and the body the client's error when no HTTP answer came (refused, TLS failed).
+    A redirect not followed comes back as its status with the Location header as the body.
+    """
+    code = (
+        "import ssl, sys, urllib.request, urllib.error\n"
+        f"cafile = {str(cafile) if cafile else None!r}\n"
+        "ctx = ssl.create_default_context(cafile=cafile) if cafile else None\n"
+        "class NoRedirect(urllib.request.HTTPRedirectHandler):\n"
+        "    def redirect_request(self, *args, **kwargs):\n"
+        "        return None\n"
+        f"handlers = [urllib.request.HTTPSHandler(context=ctx)] + ([] if {follow_redirects!r} else [NoRedirect()])\n"
+        "opener = urllib.request.build_opener(*handlers)\n"
+        "try:\n"
+        f"    r = opener.open(urllib.request.Request({url!r}, headers={headers or {}!r}), timeout={timeout})\n"
+        "    print(r.status); print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code); print(e.headers.get('Location') or e.read().decode())\n"
+    )
+    proc = run([*prefix, sys.executable, "-c", code], check=False, capture=True, timeout=timeout + 10)
+    if proc.returncode != 0:
+        return 0, proc.stderr
+    status, _, body = proc.stdout.partition("\n")
+    return int(status), body
+
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"

@@ -132,9 +132,12 @@ class RequestContextMiddleware:
         method = scope.get("method", "GET")
         HTTP_REQUESTS.labels(template, method, str(status)).inc()
         HTTP_DURATION.labels(template, method).observe(duration)
+        client = scope.get("client")
         access_log.info(
             "request",
             method=method,
+            # The TCP peer, or the X-Forwarded-For address when the peer is a trusted proxy.
+            client=client[0] if client else None,
             route=template,
             status=status,
             duration_ms=round(duration * 1000, 2),

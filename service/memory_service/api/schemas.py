@@ -261,7 +261,7 @@ class DependencyState(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded", "draining"]
     version: str
     dependencies: dict[str, DependencyState]
 

@@ -76,6 +76,9 @@ GRAPH_OUTBOX_PENDING = Gauge(
 )
 GRAPH_PROJECTIONS = Counter("memory_graph_projections_total", "Graph outbox projections", ["outcome"])
 JOBS = Counter("memory_jobs_total", "Asynchronous add jobs by final state", ["state"])
+DB_READS = Counter(
+    "memory_db_reads_total", "Reads with DATABASE_READ_URL set, by where they ran (replica or primary)", ["target"]
+)
 BUILD_INFO = Gauge(
     "memory_build_info",
     "Version and profile of the running service",

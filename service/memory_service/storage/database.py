@@ -96,6 +96,8 @@ class Database:
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
         self._conninfo: str | None = None
+        self._read_pool: ConnectionPool | None = None
+        self.read_per_transaction_settings = True
 
     @property
     def pool(self) -> ConnectionPool:
@@ -129,15 +131,34 @@ class Database:
         # the next). Where they are used, plan_cache_mode keeps Postgres from switching a filtered
         # vector search to a cached generic plan, one half of the short-results pitfall (the
         # iterative scan is the other half).
+        self._pool = self._new_pool(conninfo, self.per_transaction_settings, "memory-service")
+        self._pool.open(wait=False)
+        if self.settings.database_read_url is not None:
+            # The replica is an optimisation: it is not waited for, and reads fall back to the
+            # primary while it is unreachable or behind.
+            read_conninfo = _with_connect_timeout(self.settings.database_read_url.get_secret_value(), self.timeout)
+            self.read_per_transaction_settings = behind_transaction_pooler(
+                read_conninfo, self.settings.database_transaction_pooler
+            )
+            self._read_pool = self._new_pool(read_conninfo, self.read_per_transaction_settings, "memory-service-read")
+            self._read_pool.open(wait=False)
+        if wait:
+            try:
+                self._pool.wait(timeout=max(self.timeout, 10.0))
+            except PoolTimeout as exc:
+                self.close()
+                raise StartupError(f"cannot connect to Postgres within {self.timeout:.0f}s: {exc}") from exc
+
+    def _new_pool(self, conninfo: str, per_transaction_settings: bool, name: str) -> ConnectionPool:
         kwargs: dict[str, Any] = {"application_name": "memory-service"}
-        if self.per_transaction_settings:
+        if per_transaction_settings:
             kwargs["prepare_threshold"] = None
         else:
             kwargs["options"] = (
                 f"-c statement_timeout={self._statement_timeout} -c hnsw.iterative_scan=relaxed_order"
                 " -c plan_cache_mode=force_custom_plan"
             )
-        self._pool = ConnectionPool(
+        return ConnectionPool(
             conninfo,
             min_size=1,
             max_size=self.settings.db_pool_size,
@@ -147,18 +168,14 @@ class Database:
             check=self._check_if_idle,
             reset=self._stamp,
             reconnect_timeout=0,
-            name="memory-service",
+            name=name,
             open=False,
         )
-        self._pool.open(wait=False)
-        if wait:
-            try:
-                self._pool.wait(timeout=max(self.timeout, 10.0))
-            except PoolTimeout as exc:
-                self.close()
-                raise StartupError(f"cannot connect to Postgres within {self.timeout:.0f}s: {exc}") from exc
 
     def close(self) -> None:
+        if self._read_pool is not None:
+            self._read_pool.close(timeout=2.0)
+            self._read_pool = None
         if self._pool is not None:
             self._pool.close(timeout=2.0)
             self._pool = None
@@ -184,17 +201,87 @@ class Database:
         try:
             with self.pool.connection(timeout=self.timeout) as conn:
                 if self.per_transaction_settings:
-                    conn.execute(
-                        "SELECT set_config('statement_timeout', %s, true),"
-                        " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                        (self._statement_timeout,),
-                    )
+                    self._set_transaction_settings(conn)
                 _raise_if_cancelled()
                 yield conn
                 _raise_if_cancelled()  # raising here makes the pool roll back instead of commit
         except DB_ERRORS as exc:
             log.warning("postgres unavailable: %s", exc.__class__.__name__)
             raise ServiceUnavailable("postgres") from exc
+
+    def _set_transaction_settings(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, true),"
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            (self._statement_timeout,),
+        )
+
+    @contextmanager
+    def read_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for a read (searches, gets, lists): the replica when DATABASE_READ_URL is set
+        and it has caught up, else the primary.
+
+        Read-your-writes, on every host: the primary's WAL position is taken first; every write
+        acknowledged before this read began is at or before it. The replica serves the read only
+        if it has replayed that far, checked in the transaction the read then runs in; a lagging,
+        paused or unreachable replica sends the read to the primary. The cost is one small query
+        on the primary per read; the search itself runs on the replica.
+        """
+        # Imported here: `serve --workers` imports this module in the gunicorn master before it sets
+        # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads at import.
+        from memory_service.observability.metrics import DB_READS
+
+        replica = self._caught_up_replica() if self._read_pool is not None else None
+        if replica is None:
+            if self._read_pool is not None:
+                DB_READS.labels("primary").inc()
+            with self.connection() as conn:
+                yield conn
+            return
+        DB_READS.labels("replica").inc()
+        try:
+            _raise_if_cancelled()
+            yield replica
+        except DB_ERRORS as exc:
+            log.warning("postgres replica unavailable: %s", exc.__class__.__name__)
+            raise ServiceUnavailable("postgres") from exc
+        finally:
+            self._release_replica(replica)
+
+    def _caught_up_replica(self) -> psycopg.Connection[Any] | None:
+        assert self._read_pool is not None
+        with self.connection() as primary:
+            row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        written = row[0] if row else None
+        try:
+            conn = self._read_pool.getconn(timeout=self.timeout)
+        except DB_ERRORS as exc:
+            log.warning("postgres replica unavailable, reading from the primary: %s", exc.__class__.__name__)
+            return None
+        try:
+            if self.read_per_transaction_settings:
+                self._set_transaction_settings(conn)
+            caught_up = conn.execute(
+                "SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= %s::pg_lsn", (written,)
+            ).fetchone()
+        except DB_ERRORS as exc:
+            log.warning("postgres replica unavailable, reading from the primary: %s", exc.__class__.__name__)
+            self._release_replica(conn)
+            return None
+        if not (caught_up and caught_up[0]):
+            self._release_replica(conn)
+            return None
+        return conn
+
+    def _release_replica(self, conn: psycopg.Connection[Any]) -> None:
+        """Back to the pool, its read-only transaction rolled back (the pool discards a broken one)."""
+        assert self._read_pool is not None
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except DB_ERRORS:
+                conn.close()
+        self._read_pool.putconn(conn)
 
     def ping(self) -> None:
         with self.connection() as conn:

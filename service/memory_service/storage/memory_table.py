@@ -67,7 +67,7 @@ class MemoryTable:
             return {}
         columns = sql.SQL("id, payload, vector::text") if with_vectors else sql.SQL("id, payload, NULL")
         query = sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s::uuid[])").format(columns, self.table)
-        with self.db.connection() as conn:
+        with self.db.read_connection() as conn:
             rows = conn.execute(query, (ids,)).fetchall()
         records = {}
         for memory_id, payload, vector in rows:
@@ -101,7 +101,7 @@ class MemoryTable:
         count_query = sql.SQL("SELECT count(*) FROM {t} WHERE payload->>'user_id' = %s{extra}").format(
             t=self.table, extra=extra
         )
-        with self.db.connection() as conn:
+        with self.db.read_connection() as conn:
             rows = conn.execute(page_query, [user_key, *extra_params, *after_params, limit + 1]).fetchall()
             total = conn.execute(count_query, [user_key, *extra_params]).fetchone()
         items = [MemoryRecord.from_payload(str(r[0]), r[1]) for r in rows[:limit]]
@@ -124,7 +124,7 @@ class MemoryTable:
             "SELECT count(DISTINCT k) FROM {t}, jsonb_array_elements_text(coalesce(payload->'entity_keys',"
             " '[]'::jsonb)) AS k WHERE payload->>'user_id' = %s"
         ).format(t=self.table)
-        with self.db.connection() as conn:
+        with self.db.read_connection() as conn:
             count, first, last = conn.execute(summary, (user_key,)).fetchone() or (0, None, None)
             by_source = {s: int(n) for s, n in conn.execute(sources, (user_key,)).fetchall()}
             entity_row = conn.execute(entities, (user_key,)).fetchone()
@@ -145,7 +145,7 @@ class MemoryTable:
         else:
             query = sql.SQL("SELECT count(*) FROM {t} WHERE payload->>'tenant_id' = %s").format(t=self.table)
             params = (tenant,)
-        with self.db.connection() as conn:
+        with self.db.read_connection() as conn:
             row = conn.execute(query, params).fetchone()
         return int(row[0]) if row else 0
 

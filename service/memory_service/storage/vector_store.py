@@ -179,7 +179,7 @@ class ServicePGVector(PGVector):
         without filters), `leading` the parameters before the filters' own, `top_k` the last."""
         conditions, params = filter_conditions(filters)
         where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
-        with self._get_cursor() as cur:
+        with self.db.read_connection() as conn, conn.cursor() as cur:  # the replica when caught up
             cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))
             return cur.fetchall()
 

@@ -26,10 +26,18 @@ def _dependencies(services: Services) -> dict[str, DependencyState]:
 
 @router.get("/health", summary="System health check", response_model=Envelope[HealthOut])
 async def health(services: ServicesDep) -> JSONResponse:
-    """200 while the process serves; `degraded` names the dependency that is down. Never probes inline."""
-    state: Literal["ok", "degraded"] = "ok" if services.health.healthy else "degraded"
+    """200 while the process serves; `degraded` names the dependency that is down. Never probes inline.
+
+    503 `draining` while DRAIN_FILE exists: the load balancer takes this host out before a deploy
+    stops it, so no new request lands on a process about to exit.
+    """
+    drain_file = services.settings.drain_file
+    draining = drain_file is not None and drain_file.exists()
+    state: Literal["ok", "degraded", "draining"] = (
+        "draining" if draining else "ok" if services.health.healthy else "degraded"
+    )
     body = ok(HealthOut(status=state, version=__version__, dependencies=_dependencies(services)), f"Service {state}")
-    return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
+    return JSONResponse(body.model_dump(), status_code=503 if draining else 200, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/status", summary="Detailed system status", responses=error_responses(401, 429))
