@@ -25,6 +25,7 @@ from memory_service.api.schemas import (
     UpdateMemoryRequest,
     check_sizes,
 )
+from memory_service.core.ids import ID_PATTERN
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.domain.memories.filters import parse_search_filters
 from memory_service.errors import InvalidRequest
@@ -35,8 +36,9 @@ from memory_service.storage.idempotency import StoredResponse, check_key
 
 router = APIRouter(prefix="/memories", tags=["memories"])
 
-UserIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$")]
-IdQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$")]
+# pydantic matches patterns to the end of the string (a trailing newline does not pass).
+UserIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
+IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 IncludeEmbedding = Annotated[bool, Query(description="Include each memory's embedding vector")]
 
 
@@ -117,7 +119,7 @@ async def search_memories(
     user_id: IdQuery = None,
     agent_id: IdQuery = None,
     run_id: IdQuery = None,
-    limit: Annotated[int, Query(ge=1, description="At most SEARCH_LIMIT (default 50)")] = 10,
+    limit: Annotated[int, Query(ge=1, description="At most SEARCH_LIMIT (default 50); 400 above")] = 10,
     threshold: Annotated[float | None, Query(ge=0, le=1, description="Minimum similarity (0-1)")] = None,
     filters: Annotated[
         str | None, Query(description='JSON metadata filters, e.g. {"source": {"in": ["chat", "api"]}}')
