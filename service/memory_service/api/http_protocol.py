@@ -88,7 +88,7 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             message = f"The request head did not arrive within {self.header_timeout:g}s (REQUEST_HEADER_TIMEOUT)"
             self._send_envelope(408, "REQUEST_TIMEOUT", message)
-        elif self.cycle is None:  # connected, never sent a byte
+        else:  # the deadline armed at connection: not a byte sent since
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic.config import JsonDict, JsonValue
 
 from memory_service.core.ids import ID_PATTERN, TENANT_PATTERN, validate_user_id
+from memory_service.domain.auth.keys import MAX_RATE_LIMIT_PER_MINUTE
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Message
 from memory_service.domain.memories.metadata import (
     MAX_ENTITY_LENGTH,
@@ -28,19 +30,19 @@ MAX_MESSAGES = 100
 # Text the service stores: no NUL (Postgres cannot store it), and not blank.
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 NOT_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
-ID_SCHEMA = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
+ID_SCHEMA: JsonDict = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
 METADATA_DESCRIPTION = (
     f"Your keys (1-{MAX_KEY_LENGTH} characters, not reserved) and JSON values: at most {MAX_METADATA_DEPTH} levels "
     f"of nesting, {MAX_METADATA_KEYS} keys in all, {MAX_METADATA_BYTES} bytes as JSON (413 above), no NUL characters. "
     f"`entities`: a list of names (1-{MAX_ENTITY_LENGTH} characters each)."
 )
-METADATA_SCHEMA: dict[str, Any] = {
+METADATA_SCHEMA: JsonDict = {
     "maxProperties": MAX_METADATA_KEYS,
     "propertyNames": {
         "minLength": 1,
         "maxLength": MAX_KEY_LENGTH,
         "pattern": NO_NUL_PATTERN,
-        "not": {"enum": sorted(RESERVED_METADATA_KEYS)},
+        "not": {"enum": list[JsonValue](sorted(RESERVED_METADATA_KEYS))},
     },
     "properties": {
         "entities": {
@@ -331,7 +333,9 @@ class CreateKeyRequest(BaseModel):
     tenant: str = Field(json_schema_extra={"pattern": TENANT_PATTERN, "minLength": 1, "maxLength": 64})
     role: Literal["user", "admin"] = "user"
     name: str | None = Field(None, max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN})
-    rate_limit: int | None = Field(None, ge=1, description="Requests per minute for this key")
+    rate_limit: int | None = Field(
+        None, ge=1, le=MAX_RATE_LIMIT_PER_MINUTE, description="Requests per minute for this key"
+    )
 
 
 class KeyOut(BaseModel):
