@@ -13,6 +13,7 @@ from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, Se
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.routes.jobs import JobAccepted, job_runner, status_url
 from memory_service.api.schemas import (
+    NOT_BLANK_PATTERN,
     AddedMemories,
     AddMemoryRequest,
     Deleted,
@@ -115,7 +116,15 @@ async def search_memories(
     principal: CurrentPrincipal,
     engine: EngineDep,
     settings: SettingsDep,
-    query: Annotated[str, Query(min_length=1, max_length=10_000, description="What to look for")],
+    query: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=10_000,
+            description="What to look for (not blank)",
+            json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+        ),
+    ],
     user_id: IdQuery = None,
     agent_id: IdQuery = None,
     run_id: IdQuery = None,
