@@ -56,6 +56,19 @@ def _body_errors(operation: dict[str, Any]) -> None:
             }
 
 
+def _unrouted_paths(operation: dict[str, Any]) -> None:
+    """A path parameter holding '/' (or a line break) routes nowhere: 404 NOT_FOUND, for any
+    operation with path parameters, whatever it answers for a well-formed id."""
+    if any(p.get("in") == "path" for p in operation.get("parameters", ())):
+        operation.setdefault("responses", {}).setdefault(
+            "404",
+            {
+                "description": "NOT_FOUND: the path matches no route (a parameter holding '/' or a line break)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+            },
+        )
+
+
 def install_openapi(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -70,6 +83,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                     _state_no_nul(parameter)
                     _state_search_limit(path, parameter, settings.search_limit)
                 _body_errors(operation)
+                _unrouted_paths(operation)
         components = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)

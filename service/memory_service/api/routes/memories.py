@@ -33,6 +33,7 @@ from memory_service.errors import InvalidRequest
 from memory_service.models.scope import Scope
 from memory_service.services.container import Services
 from memory_service.storage.idempotency import HEADER as IDEMPOTENCY_HEADER
+from memory_service.storage.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 from memory_service.storage.idempotency import StoredResponse, check_key
 
 router = APIRouter(prefix="/memories", tags=["memories"])
@@ -68,6 +69,7 @@ async def add_memory(
             alias=IDEMPOTENCY_HEADER,
             description="Makes retries safe: a replay with the same key and body within 24 h answers the first "
             "response and stores nothing; the same key with another body is 409 IDEMPOTENCY_CONFLICT",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
         ),
     ] = None,
 ) -> Envelope[AddedMemories] | JSONResponse:
