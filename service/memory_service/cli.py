@@ -83,6 +83,7 @@ def serve(
 def _serve_uvicorn(host: str, port: int, settings: object) -> None:
     import uvicorn
 
+    from memory_service.api.http_protocol import EnvelopeHttpToolsProtocol
     from memory_service.gunicorn_conf import env_graceful_timeout, env_keepalive
     from memory_service.main import create_app
     from memory_service.settings import Settings
@@ -94,7 +95,7 @@ def _serve_uvicorn(host: str, port: int, settings: object) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=EnvelopeHttpToolsProtocol,  # uvicorn's own answers in the envelope; head limits
         access_log=False,
         log_config=None,
         proxy_headers=True,

@@ -5,8 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from uvicorn.workers import UvicornWorker
 
 from memory_service import gunicorn_conf
+
+
+class EnvelopeUvicornWorker(UvicornWorker):
+    """uvicorn's gunicorn worker with the service's HTTP protocol (api/http_protocol.py): its own
+    answers in the envelope, a deadline and a size limit on request heads. gunicorn's
+    limit_request_* settings do not reach uvicorn workers; this does."""
+
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "auto",
+        "http": "memory_service.api.http_protocol:EnvelopeHttpToolsProtocol",
+    }
 
 
 class GunicornApp(BaseApplication):

@@ -30,7 +30,7 @@ def env_keepalive() -> int:
 
 bind = f"{os.environ.get('API_HOST', '0.0.0.0')}:{os.environ.get('API_PORT', '8080')}"  # noqa: S104
 workers = _int("GUNICORN_WORKERS", 2)
-worker_class = "uvicorn.workers.UvicornWorker"
+worker_class = "memory_service.gunicorn_app.EnvelopeUvicornWorker"
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = env_graceful_timeout()
 keepalive = env_keepalive()

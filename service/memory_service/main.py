@@ -56,11 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # Off in production unless DOCS_ENABLED=true: the document maps every route and rule.
+        docs_url="/docs" if settings.serve_docs else None,
+        openapi_url="/openapi.json" if settings.serve_docs else None,
         redoc_url=None,
     )
     errors.install(app)
-    install_openapi(app)
+    install_openapi(app, settings)
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(memories.router)
@@ -89,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
     # Outermost, so ids, metrics and the 500 envelope cover everything inside.
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=4 * settings.max_memory_size + 1_000_000)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=4 * settings.max_memory_size + 1_000_000,
+        body_timeout=settings.request_body_timeout,
+    )
     configure_tracing(settings, app)
     return app

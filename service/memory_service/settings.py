@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = []
     request_timeout: float = Field(10.0, gt=0, le=600)
+    # Reading a request: the head (request line and headers) and the body each have a deadline
+    # (408 after it), and the headers a size limit (431 above), so a slow or huge request cannot
+    # hold a connection (api/http_protocol.py, api/middleware.py).
+    request_header_timeout: float = Field(10.0, gt=0, le=600)
+    request_body_timeout: float = Field(30.0, gt=0, le=3600)
+    max_header_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
+    # /docs and /openapi.json: unset means on in development, off in production.
+    docs_enabled: bool | None = None
     health_interval: float = Field(2.0, gt=0, le=60)
     # Peers (addresses or CIDR networks, comma-separated; `*` for any) whose X-Forwarded-For and
     # X-Forwarded-Proto are believed: the load balancer's address in a deployment. A request from
@@ -147,6 +155,11 @@ class Settings(BaseSettings):
     @property
     def development(self) -> bool:
         return self.app_env == "development"
+
+    @property
+    def serve_docs(self) -> bool:
+        """Whether /docs and /openapi.json are served (DOCS_ENABLED, else only in development)."""
+        return self.development if self.docs_enabled is None else self.docs_enabled
 
     @property
     def embedded_database(self) -> bool:

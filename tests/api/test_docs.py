@@ -81,3 +81,56 @@ def test_postman_collection_is_current_and_complete(spec: dict) -> None:
     assert collection["info"]["schema"].endswith("/v2.1.0/collection.json")
     requests = {item["name"] for folder in collection["item"] for item in folder["item"]}
     assert requests == {f"{method} {path}" for method, path in _operations(spec)}
+
+
+def _operation(spec: dict, method: str, path: str) -> dict:
+    return spec["paths"][path][method]
+
+
+def _parameter(spec: dict, method: str, path: str, name: str) -> dict:
+    return next(p for p in _operation(spec, method, path)["parameters"] if p["name"] == name)
+
+
+def _body_schema(spec: dict, method: str, path: str) -> dict:
+    ref = _operation(spec, method, path)["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_openapi_states_the_rules_the_service_enforces(spec: dict) -> None:
+    """A client generated from the document must not send requests the service refuses (issue 19)."""
+    assert _parameter(spec, "get", "/v1/memories/search", "limit")["schema"]["maximum"] == 50  # SEARCH_LIMIT
+    for method, path, name in [
+        ("get", "/v1/memories/search", "user_id"),
+        ("get", "/v1/memories/user/{user_id}", "user_id"),
+        ("get", "/v1/memories/user/{user_id}", "agent_id"),
+        ("get", "/v1/users/{user_id}/stats", "user_id"),
+    ]:
+        schema = _parameter(spec, method, path, name)["schema"]
+        patterns = [schema.get("pattern")] + [o.get("pattern") for o in schema.get("anyOf", [])]
+        assert "^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$" in patterns, (path, name)
+    # No text parameter may carry a NUL character.
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                if schema.get("type") == "string" or any(o.get("type") == "string" for o in schema.get("anyOf", [])):
+                    assert "pattern" in schema or "enum" in schema, (method, path, parameter["name"])
+            if "requestBody" in operation:
+                assert {"408", "413"} <= set(operation["responses"]), (method, path)
+
+    update = _body_schema(spec, "put", "/v1/memories/{memory_id}")
+    assert {tuple(option["required"]) for option in update["anyOf"]} == {("content",), ("metadata",)}
+    add = _body_schema(spec, "post", "/v1/memories")
+    assert add["properties"]["messages"]["contains"]["properties"]["role"]["const"] == "user"
+    for field in ("user_id", "agent_id", "run_id"):
+        assert add["properties"][field]["pattern"] == "^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$"
+    metadata = add["properties"]["metadata"]
+    assert metadata["maxProperties"] == 128
+    assert metadata["propertyNames"]["maxLength"] == 64
+    assert "user_id" in metadata["propertyNames"]["not"]["enum"]
+    assert "10 levels" in metadata["description"]
+    key_request = _body_schema(spec, "post", "/v1/admin/keys")
+    assert key_request["properties"]["tenant"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+    assert _parameter(spec, "get", "/v1/admin/keys", "tenant")["schema"]["anyOf"][0]["pattern"].startswith(
+        "^[A-Za-z0-9]"
+    )

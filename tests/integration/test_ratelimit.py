@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -263,3 +265,17 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
     # gunicorn exits 0; uvicorn re-raises the SIGTERM it handled, the conventional "ended by signal".
     assert code in (0, -signal.SIGTERM)
     assert time.monotonic() - signalled < 20
+
+
+def test_the_gunicorn_workers_answer_in_the_envelope_even_before_the_app(workers: ServiceProcess) -> None:
+    """The worker class carries the service's HTTP protocol (api/http_protocol.py): a request
+    uvicorn answers itself is still the envelope with an X-Request-ID (issue 19)."""
+    with socket.create_connection(("127.0.0.1", workers.port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/memories/search?query=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414 "), head
+    assert b"\r\nx-request-id: " in head
+    assert json.loads(body)["error"]["code"] == "URI_TOO_LONG"

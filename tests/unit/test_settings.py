@@ -112,3 +112,25 @@ def test_the_profile_and_the_process_local_limiter_are_derived() -> None:
     assert settings().rate_limit_process_local
     assert settings(rate_limit_storage_uri="async+memory://").rate_limit_process_local
     assert not settings(rate_limit_storage_uri="redis://127.0.0.1:6379/0").rate_limit_process_local
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled", "served"),
+    [
+        ("development", None, True),
+        ("production", None, False),
+        ("production", True, True),
+        ("development", False, False),
+    ],
+)
+def test_docs_are_on_in_development_and_off_in_production_unless_told(
+    env: str, enabled: bool | None, served: bool
+) -> None:
+    assert settings(app_env=env, docs_enabled=enabled).serve_docs is served
+
+
+def test_request_reading_limits_have_safe_defaults() -> None:
+    s = settings()
+    assert (s.request_header_timeout, s.request_body_timeout, s.max_header_bytes) == (10.0, 30.0, 64 * 1024)
+    assert errors_of(request_header_timeout=0)
+    assert errors_of(max_header_bytes=100)

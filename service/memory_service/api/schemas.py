@@ -6,41 +6,70 @@ rather than by pydantic, whose failures are 400s.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic.config import JsonDict, JsonValue
 
-from memory_service.core.ids import validate_user_id
+from memory_service.core.ids import ID_PATTERN, TENANT_PATTERN, validate_user_id
+from memory_service.domain.auth.keys import MAX_RATE_LIMIT_PER_MINUTE
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Message
-from memory_service.errors import InvalidRequest, PayloadTooLarge
+from memory_service.domain.memories.metadata import (
+    MAX_ENTITY_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_METADATA_KEYS,
+    check_metadata_size,
+    metadata_problem,
+)
+from memory_service.errors import PayloadTooLarge
 from memory_service.models.memory import RESERVED_METADATA_KEYS, HistoryEntry, MemoryRecord, UserStats
 
-MAX_METADATA_BYTES = 64 * 1024
 MAX_MESSAGES = 100
+# Text the service stores: no NUL (Postgres cannot store it), and not blank.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+NOT_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+ID_SCHEMA: JsonDict = {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
+METADATA_DESCRIPTION = (
+    f"Your keys (1-{MAX_KEY_LENGTH} characters, not reserved) and JSON values: at most {MAX_METADATA_DEPTH} levels "
+    f"of nesting, {MAX_METADATA_KEYS} keys in all, {MAX_METADATA_BYTES} bytes as JSON (413 above), no NUL characters. "
+    f"`entities`: a list of names (1-{MAX_ENTITY_LENGTH} characters each)."
+)
+METADATA_SCHEMA: JsonDict = {
+    "maxProperties": MAX_METADATA_KEYS,
+    "propertyNames": {
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": NO_NUL_PATTERN,
+        "not": {"enum": list[JsonValue](sorted(RESERVED_METADATA_KEYS))},
+    },
+    "properties": {
+        "entities": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_ENTITY_LENGTH, "pattern": NO_NUL_PATTERN},
+        }
+    },
+}
 
 
 def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    for key in value:
-        if not key or len(key) > 64:
-            raise ValueError("metadata keys must be 1-64 characters")
-        if key in RESERVED_METADATA_KEYS:
-            raise ValueError(f"metadata key '{key}' is reserved")
-    entities = value.get("entities")
-    if entities is not None and (
-        not isinstance(entities, list) or not all(isinstance(e, str) and 0 < len(e) <= 200 for e in entities)
-    ):
-        raise ValueError("metadata.entities must be a list of names (strings of 1-200 characters)")
+    if value is not None and (problem := metadata_problem(value)) is not None:
+        raise ValueError(problem)
     return value
 
 
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["user", "assistant", "system"]
-    content: str = Field(min_length=1)
-    name: str | None = Field(None, max_length=128)
+    # The patterns document what the validators and the middleware enforce (api/middleware.py
+    # refuses NUL in every body); they are not run here, on up to MAX_MEMORY_SIZE bytes.
+    content: str = Field(
+        min_length=1,
+        description="Not blank; at most MAX_MEMORY_SIZE bytes (UTF-8, 413 above)",
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    )
+    name: str | None = Field(None, max_length=128, json_schema_extra={"pattern": NO_NUL_PATTERN})
 
     @field_validator("content")
     @classmethod
@@ -63,11 +92,16 @@ class AddMemoryRequest(BaseModel):
             ]
         },
     )
-    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
-    user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    metadata: dict[str, Any] | None = None
+    messages: list[MessageIn] = Field(
+        min_length=1,
+        max_length=MAX_MESSAGES,
+        description="At least one message with role `user` (each becomes a memory without inference)",
+        json_schema_extra={"contains": {"type": "object", "properties": {"role": {"const": "user"}}}},
+    )
+    user_id: str | None = Field(None, description="Default: DEFAULT_USER_ID", json_schema_extra=ID_SCHEMA)
+    agent_id: str | None = Field(None, json_schema_extra=ID_SCHEMA)
+    run_id: str | None = Field(None, json_schema_extra=ID_SCHEMA)
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DESCRIPTION, json_schema_extra=METADATA_SCHEMA)
     infer: bool | None = Field(
         None, description="Extract facts with the LLM (default: true when Ollama is configured, else false)"
     )
@@ -94,11 +128,36 @@ class AddMemoryRequest(BaseModel):
 
 
 class UpdateMemoryRequest(BaseModel):
+    """Content, metadata or both (400 when neither is given)."""
+
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"content": "Loves FastAPI and Litestar"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"content": "Loves FastAPI and Litestar"}],
+            "anyOf": [
+                {"required": ["content"], "properties": {"content": {"type": "string"}}},
+                {"required": ["metadata"], "properties": {"metadata": {"type": "object"}}},
+            ],
+        },
     )
-    content: str | None = Field(None, min_length=1)
-    metadata: dict[str, Any] | None = None
+    content: str | None = Field(
+        None,
+        min_length=1,
+        description="Not blank; at most MAX_MEMORY_SIZE bytes (UTF-8, 413 above)",
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    )
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description=f"Merged into the memory's metadata. {METADATA_DESCRIPTION}",
+        json_schema_extra=METADATA_SCHEMA,
+    )
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("content must not be blank")
+        return value
 
     @field_validator("metadata")
     @classmethod
@@ -107,7 +166,7 @@ class UpdateMemoryRequest(BaseModel):
 
 
 def check_sizes(max_memory_size: int, contents: list[str], metadata: dict[str, Any] | None) -> None:
-    """413 for content over MAX_MEMORY_SIZE bytes (UTF-8) or oversized metadata."""
+    """413 for content over MAX_MEMORY_SIZE bytes (UTF-8) or metadata over MAX_METADATA_BYTES."""
     for content in contents:
         size = len(content.encode())
         if size > max_memory_size:
@@ -116,15 +175,7 @@ def check_sizes(max_memory_size: int, contents: list[str], metadata: dict[str, A
                 {"size": size, "limit": max_memory_size},
             )
     if metadata is not None:
-        try:
-            size = len(json.dumps(metadata).encode())
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest("metadata must be JSON") from exc
-        if size > MAX_METADATA_BYTES:
-            raise PayloadTooLarge(
-                f"metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}",
-                {"size": size, "limit": MAX_METADATA_BYTES},
-            )
+        check_metadata_size(metadata)
 
 
 class RelationshipOut(BaseModel):
@@ -279,10 +330,12 @@ class StatusOut(BaseModel):
 
 class CreateKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tenant: str
+    tenant: str = Field(json_schema_extra={"pattern": TENANT_PATTERN, "minLength": 1, "maxLength": 64})
     role: Literal["user", "admin"] = "user"
-    name: str | None = Field(None, max_length=200)
-    rate_limit: int | None = Field(None, ge=1, description="Requests per minute for this key")
+    name: str | None = Field(None, max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN})
+    rate_limit: int | None = Field(
+        None, ge=1, le=MAX_RATE_LIMIT_PER_MINUTE, description="Requests per minute for this key"
+    )
 
 
 class KeyOut(BaseModel):

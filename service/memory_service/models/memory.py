@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from memory_service.core.json_rules import clamp_depth
 from memory_service.core.timefmt import rfc3339
 from memory_service.models.scope import split_user_key
 
@@ -37,6 +38,11 @@ INTERNAL_KEYS = frozenset(
 )
 # Metadata keys a client may not send: ours, plus the ones the service sets and shows.
 RESERVED_METADATA_KEYS = (INTERNAL_KEYS - {"entities"}) | {"id", "content", "score", "inference"}
+# Deepest metadata a read returns as stored. Writes are limited to far less (MAX_METADATA_DEPTH in
+# domain/memories/metadata.py); deeper documents stored before that limit existed are returned
+# with their deepest parts replaced by a marker, since the JSON encoder gives up near 255 levels
+# and one such memory made every list and search of its owner fail.
+READ_MAX_DEPTH = 64
 
 
 @dataclass(slots=True)
@@ -58,7 +64,7 @@ class MemoryRecord:
     @classmethod
     def from_payload(cls, memory_id: str, payload: dict[str, Any], score: float | None = None) -> MemoryRecord:
         tenant, user_id = split_user_key(str(payload.get("user_id", "")))
-        metadata = {k: v for k, v in payload.items() if k not in INTERNAL_KEYS}
+        metadata = clamp_depth({k: v for k, v in payload.items() if k not in INTERNAL_KEYS}, READ_MAX_DEPTH)
         metadata["entities"] = list(payload.get("entities") or [])
         metadata.setdefault("source", "api")
         metadata.setdefault("timestamp", rfc3339(payload.get("created_at")))

@@ -14,7 +14,9 @@ costs the burst one slot of a request that was refused anyway.
 The X-RateLimit-* headers describe the window closest to running out (fewest remaining; the
 later reset on a tie, since a request needs room in both): Limit is its size, Remaining what it
 still admits, Reset the Unix time in whole seconds at which its oldest request leaves it, i.e.
-when it frees a request. A 429 names the same window, and Retry-After is the wait until then.
+when it frees a request. A 429 names the window that frees a request last among the exhausted
+ones, and Retry-After is the wait until then, so a client that sleeps exactly Retry-After finds
+room in every window (`retry_after`).
 """
 
 from __future__ import annotations
@@ -66,8 +68,23 @@ class RateLimitState:
 
 def tightest(states: list[WindowState]) -> WindowState:
     """The window closest to running out: fewest requests left; among equals, the later reset,
-    because that is when the next request is really admitted (both windows must have room)."""
-    return min(states, key=lambda w: (max(0, w.remaining), -w.reset))
+    because that is when the next request is really admitted (both windows must have room).
+    Ties of the rounded reset (the header's) are broken on the exact one."""
+    return min(states, key=lambda w: (max(0, w.remaining), -w.reset, -w.reset_at))
+
+
+def blocking(states: list[WindowState]) -> WindowState:
+    """Of a refused request's windows, the one that frees a request last among those with no
+    room left (a request needs room in every window); the tightest when none is exhausted."""
+    exhausted = [w for w in states if w.remaining <= 0]
+    return max(exhausted, key=lambda w: w.reset_at) if exhausted else tightest(states)
+
+
+def retry_after(window: WindowState, now: float) -> int:
+    """Whole seconds after which `window` has freed a request, at least 1: strictly past its
+    reset, since the window admits again only once its oldest request is older than the window
+    (an exact whole number of seconds therefore waits one more)."""
+    return max(1, math.floor(window.reset_at - now) + 1)
 
 
 def async_storage_uri(uri: str) -> str:
@@ -159,17 +176,17 @@ class RateLimiter:
     def _refusal(self, states: list[WindowState]) -> RateLimitExceeded:
         """Refused: name the exhausted window that frees a request last, so a client that waits
         Retry-After (or until X-RateLimit-Reset) is admitted, not refused by the other window."""
-        window = tightest(states)
-        retry_after = max(1, math.ceil(window.reset_at - time.time()))
+        window = blocking(states)
+        wait = retry_after(window, time.time())
         return RateLimitExceeded(
             f"Rate limit exceeded: {window.limit} requests per {window.seconds} seconds",
             {
                 "limit": window.limit,
                 "window_seconds": window.seconds,
                 "window": window.name,
-                "retry_after": retry_after,
+                "retry_after": wait,
             },
-            retry_after,
+            wait,
             RateLimitState(window).headers(),
         )
 

@@ -46,7 +46,8 @@ TTL_HOURS = 24
 WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.05
 PURGE_INTERVAL = 3600.0
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces: a UUID fits
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # printable ASCII, no spaces: a UUID fits (OpenAPI states it)
+_KEY = re.compile(KEY_PATTERN)
 
 
 class IdempotencyConflict(ServiceError):
@@ -87,7 +88,7 @@ class Claim:
 
 
 def check_key(value: str) -> str:
-    if not _KEY.match(value):
+    if not _KEY.fullmatch(value):
         raise InvalidRequest(
             f"{HEADER} must be 1-255 printable ASCII characters without spaces (a UUID is a good key)",
             {"field": HEADER},

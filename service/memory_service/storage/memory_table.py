@@ -37,6 +37,8 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         if not isinstance(created_at, str) or not isinstance(memory_id, str):
             raise TypeError(created_at, memory_id)
         uuid.UUID(memory_id)
+        if "\x00" in created_at:  # never in ours; Postgres text cannot hold it
+            raise ValueError(created_at)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequest("cursor is not valid", {"field": "cursor"}) from exc
     return created_at, memory_id

@@ -9,6 +9,7 @@ insert, update and delete also writes its outbox row in the same transaction (st
 
 from __future__ import annotations
 
+import builtins
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -183,8 +184,13 @@ class ServicePGVector(PGVector):
             cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))
             return cur.fetchall()
 
+    @_timed("list")
+    def list(self, filters: dict[str, Any] | None = None, top_k: int | None = 100) -> builtins.list[Any]:
+        """mem0's listing (its get_all), with the safe filter conditions above."""
+        rows = self._filtered_rows("SELECT id, NULL, payload FROM {} WHERE {} LIMIT %s", (), filters, top_k)
+        return [[OutputData(id=str(r[0]), score=None, payload=r[2]) for r in rows]]
+
     get = _timed("get")(PGVector.get)
-    list = _timed("list")(PGVector.list)
 
     def __del__(self) -> None:
         """The pool belongs to the service."""

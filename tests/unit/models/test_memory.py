@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from memory_service.models.memory import INTERNAL_KEYS, RESERVED_METADATA_KEYS, MemoryRecord
+import json
+
+from memory_service.core.json_rules import TRUNCATED, depth_exceeds
+from memory_service.models.memory import INTERNAL_KEYS, READ_MAX_DEPTH, RESERVED_METADATA_KEYS, MemoryRecord
 from memory_service.models.scope import Scope, split_user_key, user_key
 
 MEMORY_ID = "6f1c0a52-5f0e-4a55-9d2e-2a6b7b1f3c11"
@@ -83,3 +86,30 @@ def test_the_user_key_qualifies_the_user_with_its_tenant() -> None:
     assert split_user_key("acme/alice") == ("acme", "alice")
     assert split_user_key("acme/x/y") == ("acme", "x/y")  # only the first `/` separates: tenants have none
     assert split_user_key("legacy") == ("legacy", "")
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def _payload(**metadata: object) -> dict:
+    return {"data": "hello", "user_id": "acme/bob", "created_at": "2025-07-30T20:15:00+00:00", **metadata}
+
+
+def test_a_deep_legacy_document_is_clamped_not_fatal() -> None:
+    record = MemoryRecord.from_payload("id-1", _payload(deep=_nested(300), plain="kept"))
+    assert record.metadata["plain"] == "kept"
+    assert not depth_exceeds(record.metadata, READ_MAX_DEPTH)
+    assert TRUNCATED in json.dumps(record.metadata)
+    assert record.content == "hello"
+    assert (record.tenant, record.user_id) == ("acme", "bob")
+
+
+def test_ordinary_metadata_is_returned_as_stored() -> None:
+    nested = _nested(READ_MAX_DEPTH - 1)
+    record = MemoryRecord.from_payload("id-2", _payload(source="chat", nested=nested))
+    assert record.metadata["nested"] == nested
+    assert record.metadata["source"] == "chat"

@@ -15,7 +15,9 @@ from memory_service.services.ratelimit import (
     RateLimitState,
     WindowState,
     async_storage_uri,
+    blocking,
     is_process_local,
+    retry_after,
     tightest,
 )
 from memory_service.settings import Settings
@@ -184,3 +186,40 @@ def test_with_its_storage_down_the_limiter_fails_closed_when_told() -> None:
         assert caught.value.status_code == 503
 
     asyncio.run(scenario())
+
+
+def _window(name: str, remaining: int, reset_at: float, limit: int = 20, seconds: int = 10) -> WindowState:
+    return WindowState(name, limit, remaining, math.ceil(reset_at), seconds, reset_at)
+
+
+def test_both_exhausted_with_the_same_rounded_reset_waits_for_the_later_one() -> None:
+    # Both windows reset within second 101; the minute one later. Waiting for the burst's reset
+    # (what the tightest window said, breaking the tie on the rounded header value) is too short.
+    now = 98.5
+    burst, minute = _window("burst", 0, 100.2), _window("minute", 0, 100.7, 100, 60)
+    for states in ([burst, minute], [minute, burst]):
+        chosen = blocking(states)
+        assert chosen is minute
+        assert now + retry_after(chosen, now) > minute.reset_at
+
+
+def test_the_minute_refuses_while_the_burst_has_room() -> None:
+    now = 1000.0
+    burst, minute = _window("burst", 5, 1003.0), _window("minute", 0, 1042.3, 100, 60)
+    assert blocking([burst, minute]) is minute
+    assert retry_after(minute, now) == 43
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.25, 0.5, 0.999])
+def test_sleeping_exactly_retry_after_passes_the_reset(fraction: float) -> None:
+    now = 500.0 + fraction
+    for delta in (0.0001, 0.5, 1.0, 1.9999, 2.0, 59.0):
+        window = _window("minute", 0, now + delta, 100, 60)
+        assert now + retry_after(window, now) > window.reset_at
+        assert retry_after(window, now) >= 1
+
+
+def test_tightest_breaks_ties_on_the_exact_reset_not_the_header() -> None:
+    early, late = _window("burst", 0, 100.2), _window("minute", 0, 100.7, 100, 60)
+    assert tightest([early, late]) is late
+    assert tightest([late, early]) is late

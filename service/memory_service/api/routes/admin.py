@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, status
 from memory_service.api.deps import AdminPrincipal, ServicesDep
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.schemas import CreateKeyRequest, KeyCreated, KeyList, KeyOut
+from memory_service.core.ids import TENANT_PATTERN
 from memory_service.models.keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -30,7 +31,7 @@ async def create_key(body: CreateKeyRequest, admin: AdminPrincipal, services: Se
 async def list_keys(
     admin: AdminPrincipal,
     services: ServicesDep,
-    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None,
     include_revoked: bool = False,
 ) -> Envelope[KeyList]:
     keys = await asyncio.to_thread(services.keys.list_keys, tenant, include_revoked)

@@ -13,6 +13,7 @@ from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, Se
 from memory_service.api.envelope import Envelope, error_responses, ok
 from memory_service.api.routes.jobs import JobAccepted, job_runner, status_url
 from memory_service.api.schemas import (
+    NOT_BLANK_PATTERN,
     AddedMemories,
     AddMemoryRequest,
     Deleted,
@@ -25,18 +26,21 @@ from memory_service.api.schemas import (
     UpdateMemoryRequest,
     check_sizes,
 )
+from memory_service.core.ids import ID_PATTERN
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.domain.memories.filters import parse_search_filters
 from memory_service.errors import InvalidRequest
 from memory_service.models.scope import Scope
 from memory_service.services.container import Services
 from memory_service.storage.idempotency import HEADER as IDEMPOTENCY_HEADER
+from memory_service.storage.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 from memory_service.storage.idempotency import StoredResponse, check_key
 
 router = APIRouter(prefix="/memories", tags=["memories"])
 
-UserIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$")]
-IdQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:@+=-][A-Za-z0-9_.:@+=~-]{0,127}$")]
+# pydantic matches patterns to the end of the string (a trailing newline does not pass).
+UserIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
+IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 IncludeEmbedding = Annotated[bool, Query(description="Include each memory's embedding vector")]
 
 
@@ -65,6 +69,7 @@ async def add_memory(
             alias=IDEMPOTENCY_HEADER,
             description="Makes retries safe: a replay with the same key and body within 24 h answers the first "
             "response and stores nothing; the same key with another body is 409 IDEMPOTENCY_CONFLICT",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
         ),
     ] = None,
 ) -> Envelope[AddedMemories] | JSONResponse:
@@ -113,11 +118,19 @@ async def search_memories(
     principal: CurrentPrincipal,
     engine: EngineDep,
     settings: SettingsDep,
-    query: Annotated[str, Query(min_length=1, max_length=10_000, description="What to look for")],
+    query: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=10_000,
+            description="What to look for (not blank)",
+            json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+        ),
+    ],
     user_id: IdQuery = None,
     agent_id: IdQuery = None,
     run_id: IdQuery = None,
-    limit: Annotated[int, Query(ge=1, description="At most SEARCH_LIMIT (default 50)")] = 10,
+    limit: Annotated[int, Query(ge=1, description="At most SEARCH_LIMIT (default 50); 400 above")] = 10,
     threshold: Annotated[float | None, Query(ge=0, le=1, description="Minimum similarity (0-1)")] = None,
     filters: Annotated[
         str | None, Query(description='JSON metadata filters, e.g. {"source": {"in": ["chat", "api"]}}')

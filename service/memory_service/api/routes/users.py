@@ -41,7 +41,15 @@ async def user_entities(
 )
 async def entity_memories(
     user_id: UserIdPath,
-    name: Annotated[str, Path(min_length=1, max_length=200, description="Entity name (any case; may contain '/')")],
+    name: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=200,
+            description="Entity name (any case; may contain '/', not a line break)",
+            json_schema_extra={"pattern": "^[^\\u0000\\n]+$"},
+        ),
+    ],
     principal: CurrentPrincipal,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

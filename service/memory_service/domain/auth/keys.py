@@ -33,6 +33,8 @@ KEY_CACHE_SIZE = 10_000
 BOOTSTRAP_KEY_ID = "bootstrap"
 MIN_PRODUCTION_KEY_LENGTH = 32
 
+MAX_RATE_LIMIT_PER_MINUTE = 1_000_000_000  # a key's own limit; the column is a 32-bit integer
+
 
 @dataclass(frozen=True, slots=True)
 class WellKnownKey:
@@ -138,8 +140,8 @@ class KeyService:
             validate_tenant(tenant)
         except ValueError as exc:
             raise InvalidRequest(str(exc), {"field": "tenant"}) from exc
-        if rate_limit_per_minute is not None and rate_limit_per_minute < 1:
-            raise InvalidRequest("rate_limit must be a positive number of requests per minute")
+        if rate_limit_per_minute is not None and not 1 <= rate_limit_per_minute <= MAX_RATE_LIMIT_PER_MINUTE:
+            raise InvalidRequest(f"rate_limit must be 1-{MAX_RATE_LIMIT_PER_MINUTE} requests per minute")
         key = generate_key()
         info = self.repository.insert(hash_key(key), display_prefix(key), tenant, role, name, rate_limit_per_minute)
         return key, info

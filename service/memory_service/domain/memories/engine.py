@@ -30,6 +30,7 @@ from memory_service.core.context import CallCancelled, CallContext, call_context
 from memory_service.core.timefmt import now_rfc3339
 from memory_service.domain.entities.extractor import Extractor, merge_entities, payload_fields
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Inference, Message
+from memory_service.domain.memories.metadata import validate_metadata
 from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
 from memory_service.models.memory import HistoryEntry, MemoryPage, MemoryRecord, UserStats
 from memory_service.models.scope import Scope, split_user_key
@@ -172,6 +173,7 @@ class MemoryEngine:
     # -- operations ----------------------------------------------------------------------------
 
     async def add(self, tenant: str, command: AddCommand) -> AddOutcome:
+        validate_metadata(command.metadata)  # again here: every surface, not only HTTP, adds
         async with self._operation("add"):
             scope = command.scope(tenant)
             messages = list(command.messages)
@@ -340,6 +342,7 @@ class MemoryEngine:
     async def update(
         self, tenant: str, memory_id: str, content: str | None, metadata: dict[str, Any] | None
     ) -> MemoryRecord:
+        validate_metadata(metadata)
         async with self._operation("update"):
             current = await self._owned(tenant, memory_id)
             changes = dict(metadata or {})

@@ -5,7 +5,9 @@
   "topic": {"in": ["ai", "ml"]}}`; operators: eq, ne, gt, gte, lt, lte, in, nin, contains, icontains.
 
 Both combine with AND. Only the client's own metadata keys can be filtered: ids and the tenant
-are set by the service, so a filter can never widen a search beyond the caller's user.
+are set by the service, so a filter can never widen a search beyond the caller's user. The JSON
+is parsed strictly (core/json_rules.py): NUL characters, NaN, Infinity and numbers that overflow
+are a 400, like malformed JSON.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from memory_service.core.json_rules import loads_strict
 from memory_service.errors import InvalidRequest
 from memory_service.models.memory import RESERVED_METADATA_KEYS
 
 OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains"})
 MAX_FILTERS = 20
+MAX_VALUES = 100  # of an `in` / `nin` list
 _SCALARS = (str, int, float, bool)
 _NOT_FILTERABLE = RESERVED_METADATA_KEYS | {"entities"}
 # Keys mem0 reads as logical operators (over lists of conditions), not as metadata.
@@ -45,6 +49,8 @@ def _check_condition(key: str, condition: Any) -> Any:
         if op in ("in", "nin"):
             if not isinstance(value, list) or not value or not all(isinstance(v, _SCALARS) for v in value):
                 raise _invalid(f"'{key}.{op}' needs a non-empty list of values")
+            if len(value) > MAX_VALUES:
+                raise _invalid(f"'{key}.{op}' takes at most {MAX_VALUES} values")
         elif op in ("gt", "gte", "lt", "lte"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _invalid(f"'{key}.{op}' needs a number")
@@ -65,9 +71,11 @@ def parse_search_filters(raw: str | None, shorthand: Mapping[str, list[str]]) ->
     filters: dict[str, Any] = {}
     if raw:
         try:
-            decoded = json.loads(raw)
+            decoded = loads_strict(raw)
         except json.JSONDecodeError as exc:
             raise _invalid(f"not valid JSON ({exc.msg})") from exc
+        except ValueError as exc:  # NUL, NaN, Infinity, nesting: json_rules says which
+            raise _invalid(str(exc)) from exc
         if not isinstance(decoded, dict):
             raise _invalid("must be a JSON object")
         for key, condition in decoded.items():

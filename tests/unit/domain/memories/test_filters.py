@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from memory_service.domain.memories.filters import MAX_FILTERS, parse_search_filters
+from memory_service.domain.memories.filters import MAX_FILTERS, MAX_VALUES, parse_search_filters
 from memory_service.errors import InvalidRequest
 
 
@@ -114,3 +114,27 @@ def test_a_star_is_a_value_to_compare_not_mem0s_wildcard() -> None:
     assert parse_search_filters('{"source": "*"}', {}) == {"source": {"eq": "*"}}
     assert parse_search_filters(None, {"source": ["*"]}) == {"source": {"eq": "*"}}
     assert parse_search_filters(None, {"source": ["*", "chat"]}) == {"source": {"in": ["*", "chat"]}}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"n": {"gt": NaN}}',
+        '{"n": {"lte": Infinity}}',
+        '{"n": {"lt": 1e999}}',
+        '{"n": "a\\u0000b"}',
+        '{"k\\u0000": 1}',
+        '{"n": {"eq": {"nested": 1}}}',
+        "[" * 50_000,
+    ],
+)
+def test_nul_non_finite_and_runaway_json_are_a_400(raw: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_search_filters(raw, {})
+    assert raised.value.details == {"field": "filters"}
+
+
+def test_in_lists_are_bounded() -> None:
+    parse_search_filters(json.dumps({"n": {"in": list(range(MAX_VALUES))}}), {})
+    with pytest.raises(InvalidRequest):
+        parse_search_filters(json.dumps({"n": {"nin": list(range(MAX_VALUES + 1))}}), {})
