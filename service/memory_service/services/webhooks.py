@@ -88,10 +88,9 @@ def render_body(delivery: ClaimedDelivery) -> str:
     return orjson.dumps(body).decode()
 
 
-def _addressed(target: ResolvedTarget, url: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
-    """The URL pointed at the checked address, with the name for Host and TLS."""
+def _addressed(target: ResolvedTarget, url: str, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The URL pointed at one checked address, with the name kept for Host and TLS (SNI, certificate)."""
     original = httpx.URL(url)
-    address = target.addresses[0]
     headers = {"Host": original.netloc.decode("ascii")}
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     return original.copy_with(host=address), headers, extensions
@@ -196,23 +195,29 @@ class WebhookDispatcher:
         except TargetRefused as refused:
             reason = "dns" if refused.reason == "dns" else "refused_target"
             raise AttemptFailed(reason, refused.message) from None
-        url, headers, extensions = _addressed(target, delivery.url)
         body = render_body(delivery)
-        headers |= signature_headers(delivery.secrets, delivery.event_id, datetime.now(UTC), body)
-        headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        signed = signature_headers(delivery.secrets, delivery.event_id, datetime.now(UTC), body)
+        signed |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         timeout = httpx.Timeout(self.settings.webhook_timeout)  # the whole attempt is bounded too (_deliver)
         async with httpx.AsyncClient(
             verify=self._tls, follow_redirects=False, trust_env=False, timeout=timeout
         ) as client:
-            try:
+            for index, address in enumerate(target.addresses):  # each checked; the next one if refused
+                url, headers, extensions = _addressed(target, delivery.url, address)
                 request = client.build_request(
-                    "POST", url, content=body.encode(), headers=headers, extensions=extensions
+                    "POST", url, content=body.encode(), headers=headers | signed, extensions=extensions
                 )
-                response = await client.send(request, stream=True)
-            except httpx.TimeoutException:
-                raise TimeoutError from None
-            except httpx.HTTPError as exc:
-                raise AttemptFailed("connection", f"{exc.__class__.__name__}: {exc}"[:300]) from None
+                try:
+                    response = await client.send(request, stream=True)
+                    break
+                except httpx.ConnectError as exc:
+                    if index + 1 < len(target.addresses):
+                        continue
+                    raise AttemptFailed("connection", f"{exc.__class__.__name__}: {exc}"[:300]) from None
+                except httpx.TimeoutException:
+                    raise TimeoutError from None
+                except httpx.HTTPError as exc:
+                    raise AttemptFailed("connection", f"{exc.__class__.__name__}: {exc}"[:300]) from None
             try:
                 excerpt = await self._excerpt(response)
             finally:
@@ -227,7 +232,7 @@ class WebhookDispatcher:
 
     @staticmethod
     async def _excerpt(response: httpx.Response) -> str | None:
-        """The start of the body, never more than EXCERPT_BYTES read."""
+        """The start of the body: reading stops once EXCERPT_BYTES have come."""
         chunks = bytearray()
         async for chunk in response.aiter_raw():
             chunks += chunk
@@ -285,8 +290,13 @@ class WebhookDispatcher:
 
     async def _report(self) -> None:
         while True:
-            with contextlib.suppress(ServiceUnavailable):
+            try:
                 stats = await asyncio.to_thread(self.store.stats)
+            except ServiceUnavailable:
+                pass
+            except Exception as exc:  # the gauges must outlive any one failed query
+                log.debug("webhook queue stats failed: %s", exc)
+            else:
                 WEBHOOK_QUEUE.labels("due").set(stats.due)
                 WEBHOOK_QUEUE.labels("waiting").set(stats.waiting)
                 WEBHOOK_OLDEST_PENDING.set(stats.oldest_pending_seconds)
