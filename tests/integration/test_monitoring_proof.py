@@ -162,7 +162,7 @@ def proof_stack(root: Path, workers: int = 1) -> Iterator[Stack]:
     key.write_text(ADMIN_KEY)
     prometheus: PrometheusServer | None = None
     try:
-        service.start()
+        service.start(timeout=240.0)  # several workers each import the service: slow on a busy machine
         prometheus = PrometheusServer(
             root / "prometheus", proof_config(f"127.0.0.1:{service.port}", key, SCRAPE_INTERVAL)
         ).start()
