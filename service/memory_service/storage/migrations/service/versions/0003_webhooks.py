@@ -5,8 +5,8 @@ change it describes, only when an enabled webhook of the tenant subscribes to it
 with one `webhook_deliveries` row per such webhook. Delivery workers claim due rows with
 `FOR UPDATE SKIP LOCKED` (services/webhooks.py).
 
-Revision ID: 0002_webhooks
-Revises: 0001
+Revision ID: 0003_webhooks
+Revises: 0002
 Create Date: 2026-12-07
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0002_webhooks"
-down_revision = "0001"
+revision = "0003_webhooks"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
