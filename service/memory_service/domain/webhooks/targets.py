@@ -74,18 +74,16 @@ def forbidden_reason(address: IPAddress) -> str | None:
         return "a cloud metadata address"
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            inner = forbidden_reason(embedded)
-            if inner is not None:
-                return inner
+        if embedded is not None:  # the IPv4 address it reaches decides
+            return forbidden_reason(embedded)
     checks = (
         (address.is_loopback, "a loopback address"),
         (address.is_unspecified, "an unspecified address"),
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
         (isinstance(address, ipaddress.IPv4Address) and address in CGNAT, "a shared (CGNAT) address"),
-        (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private address"),
         (not address.is_global, "not a public address"),
     )
     return next((reason for matched, reason in checks if matched), None)
