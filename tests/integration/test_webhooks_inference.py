@@ -39,7 +39,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, ollama: FakeOllama) -> Ite
         WEBHOOK_RETRY_BASE_SECONDS="0.2",
         WEBHOOK_RETRY_MAX_SECONDS="1",
     )
-    proc = ServiceProcess(tmp_path_factory.mktemp("webhooks-inference"), env).start()
+    proc = ServiceProcess(tmp_path_factory.mktemp("webhooks-inference"), env).start(timeout=240.0)
     yield proc
     proc.stop()
 

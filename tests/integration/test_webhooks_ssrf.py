@@ -34,7 +34,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
         "RATE_LIMIT_PER_MINUTE": "1000000",
         "RATE_LIMIT_BURST": "1000000",
     }
-    proc = ServiceProcess(tmp_path_factory.mktemp("webhooks-ssrf"), env).start()
+    proc = ServiceProcess(tmp_path_factory.mktemp("webhooks-ssrf"), env).start(timeout=240.0)
     yield proc
     proc.stop()
 

@@ -75,6 +75,10 @@ class AttemptFailed(Exception):
         self.response = response
 
 
+class Superseded(Exception):
+    """The claimed delivery is gone or is no longer this claim's: the attempt is dropped."""
+
+
 def retry_delay(attempts: int, base: float, maximum: float) -> float:
     """Exponential back-off with "equal jitter": half the step fixed, half random."""
     step = min(maximum, base * 2.0 ** max(0, attempts - 1))
@@ -172,6 +176,9 @@ class WebhookDispatcher:
         try:
             async with asyncio.timeout(self.settings.webhook_timeout):
                 status, excerpt = await self._attempt(delivery)
+        except Superseded:
+            log.info("webhook delivery %s was deleted, redelivered or claimed again; not sent", delivery.id)
+            return
         except AttemptFailed as failed:
             await self._failed(delivery, failed, started)
         except TimeoutError:
@@ -195,6 +202,14 @@ class WebhookDispatcher:
         except TargetRefused as refused:
             reason = "dns" if refused.reason == "dns" else "refused_target"
             raise AttemptFailed(reason, refused.message) from None
+        # Last look before sending: a delivery deleted with its webhook (or claimed again after
+        # this worker's lease ran out) meanwhile is not sent.
+        try:
+            current = await asyncio.to_thread(self.store.still_claimed, delivery)
+        except ServiceUnavailable:
+            current = True  # the database blinked: send, the outcome is written when it is back
+        if not current:
+            raise Superseded
         body = render_body(delivery)
         signed = signature_headers(delivery.secrets, delivery.event_id, datetime.now(UTC), body)
         signed |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}

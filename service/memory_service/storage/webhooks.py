@@ -327,6 +327,15 @@ class WebhookStore:
             for r in rows
         ]
 
+    def still_claimed(self, delivery: ClaimedDelivery) -> bool:
+        """The delivery still exists and is still this claim's (not deleted with its webhook, not
+        redelivered, not re-claimed after a lease that ran out)."""
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM webhook_deliveries WHERE id = %s AND claim = %s", (delivery.id, delivery.claim)
+            ).fetchone()
+        return row is not None
+
     def succeed(self, delivery: ClaimedDelivery, status: int, duration_ms: float, response: str | None) -> bool:
         with self.db.connection() as conn:
             cur = conn.execute(
