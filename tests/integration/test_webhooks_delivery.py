@@ -81,10 +81,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "WEBHOOK_POLL_INTERVAL": "0.2",
     }
     receiver = Receiver().start()
-    ready = Stack(
-        root / "service", env, ServiceProcess(root / "service", env, workers=2).start(timeout=START_TIMEOUT), receiver
-    )
+    ready = Stack(root / "service", env, ServiceProcess(root / "service", env, workers=2), receiver)
     try:
+        ready.service.start(timeout=START_TIMEOUT)
         yield ready
     finally:
         ready.service.stop()
