@@ -94,8 +94,9 @@ def measure(url: str, samples: int = SAMPLES) -> dict[str, Any]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp:
         env = {"RATE_LIMIT_PER_MINUTE": "1000000000", "RATE_LIMIT_BURST": "1000000000", "LOG_LEVEL": "WARNING", **ENV}
-        service = ServiceProcess(Path(tmp) / "service", env).start()
+        service = ServiceProcess(Path(tmp) / "service", env)
         try:
+            service.start(timeout=300)
             results = {"machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}}
             results["webhooks"] = measure(service.url)
         finally:
