@@ -427,11 +427,16 @@ def memory_engine() -> Dashboard:
     embedding_count = series("memory_embedding_duration_seconds_count")
     vector = series("memory_vector_query_duration_seconds_bucket")
     vector_count = series("memory_vector_query_duration_seconds_count")
+    webhook_attempts = series("memory_webhook_deliveries_total")
+    webhook_failed = series("memory_webhook_deliveries_total", 'outcome=~"retry|dead"')
+    webhook_errors = series("memory_webhook_delivery_errors_total")
+    webhook_latency = series("memory_webhook_delivery_duration_seconds_bucket")
+    webhook_due = series("memory_webhook_queue_depth", 'state="due"')
     return (
         base(
             "memory-engine",
             "Memory service / Memory engine",
-            "Memory operations by outcome, embedding and vector-store latency, stored memories.",
+            "Memory operations by outcome, embedding and vector-store latency, stored memories, webhook deliveries.",
         )
         .with_row(Row("Operations"))
         .with_panel(
@@ -539,6 +544,83 @@ def memory_engine() -> Dashboard:
                 ],
                 unit="ops",
                 width=8,
+            )
+        )
+        .with_row(Row("Webhooks"))
+        .with_panel(
+            single(
+                "Webhook deliveries due",
+                "Deliveries ready to be sent now, waiting for a delivery worker.",
+                [(f"max({webhook_due})", "due")],
+                thresholds=[(100, "orange")],
+            )
+        )
+        .with_panel(
+            single(
+                "Oldest due delivery",
+                "How long the longest-waiting due delivery has waited for a worker "
+                "(MemoryWebhookBacklogGrowing fires above 5 minutes).",
+                [(f"max({series('memory_webhook_oldest_due_seconds')})", "waited")],
+                unit="s",
+                thresholds=[(60, "orange"), (300, "red")],
+            )
+        )
+        .with_panel(
+            single(
+                "Oldest undelivered",
+                "Age of the oldest delivery not yet delivered (due, or waiting for a retry to a failing receiver).",
+                [(f"max({series('memory_webhook_oldest_pending_age_seconds')})", "age")],
+                unit="s",
+                thresholds=[(3600, "orange")],
+            )
+        )
+        .with_panel(
+            single(
+                "Failed attempts share",
+                "Delivery attempts that failed (retried, or dead after the retry period).",
+                [(ratio(rate(webhook_failed), rate(webhook_attempts)), "failed")],
+                unit="percentunit",
+                thresholds=[(0.05, "orange"), (0.5, "red")],
+            )
+        )
+        .with_panel(
+            graph(
+                "Webhook queue",
+                "Deliveries not yet delivered: due (ready now) and waiting (for a retry, or in flight).",
+                [(f"max by (state) ({series('memory_webhook_queue_depth')})", "{{state}}")],
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Webhook attempts by outcome",
+                "success: answered 2xx; retry: failed, retried later; dead: failed after the retry period.",
+                [(f"sum by (outcome) ({rate(webhook_attempts)})", "{{outcome}}")],
+                unit="ops",
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Webhook delivery latency",
+                "One attempt: resolution, connection, request and response (bounded by WEBHOOK_TIMEOUT).",
+                [
+                    (quantile(0.5, webhook_latency, ""), "p50"),
+                    (quantile(0.95, webhook_latency, ""), "p95"),
+                    (quantile(0.99, webhook_latency, ""), "p99"),
+                ],
+                unit="s",
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Failed webhook attempts by reason",
+                "http_status: a non-2xx answer (redirects included); timeout; connection: refused or reset; "
+                "dns: the host does not resolve; refused_target: it resolves to a non-public address.",
+                [(f"sum by (reason) ({rate(webhook_errors)})", "{{reason}}")],
+                unit="ops",
+                width=24,
             )
         )
     )

@@ -16,7 +16,7 @@ from memory_service import __version__
 from memory_service.api import errors
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
-from memory_service.api.routes import admin, health, jobs, memories, metrics, users
+from memory_service.api.routes import admin, health, jobs, memories, metrics, users, webhooks
 from memory_service.errors import StartupError
 from memory_service.observability.logging import configure_logging
 from memory_service.observability.tracing import configure_tracing, shutdown_tracing
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(jobs.router)
     v1.include_router(users.router)
     v1.include_router(admin.router)
+    v1.include_router(webhooks.router)
     v1.include_router(health.router)
     v1.include_router(metrics.router)
     app.include_router(v1)
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
             expose_headers=[
                 "X-Request-ID",

@@ -99,6 +99,19 @@ class Settings(BaseSettings):
     jobs_max_attempts: int = Field(3, ge=1, le=20)
     jobs_lease_seconds: float = Field(30.0, ge=1, le=3600)
 
+    # Webhooks (docs/webhooks.md).
+    webhook_allow_private_targets: bool = False  # true only for tests and closed networks
+    webhook_allow_http: bool = False  # plain http in production (development always allows it)
+    webhook_timeout: float = Field(10.0, gt=0, le=60)
+    webhook_retry_period_seconds: float = Field(86_400.0, gt=0, le=30 * 86_400)
+    webhook_retry_base_seconds: float = Field(5.0, gt=0, le=3600)
+    webhook_retry_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+    webhook_concurrency: int = Field(8, ge=1, le=256)
+    webhook_poll_interval: float = Field(1.0, gt=0, le=60)
+    webhook_max_per_tenant: int = Field(10, ge=1, le=1000)
+    webhook_secret_overlap_seconds: float = Field(86_400.0, ge=0, le=30 * 86_400)
+    webhook_retention_days: int = Field(7, ge=1, le=365)
+
     # Observability.
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -174,6 +187,11 @@ class Settings(BaseSettings):
     def rate_limit_process_local(self) -> bool:
         """memory:// counts per process: several workers would each admit the full limit."""
         return self.rate_limit_storage_uri.removeprefix("async+").startswith("memory")
+
+    @property
+    def webhook_http_allowed(self) -> bool:
+        """Plain-http webhook URLs: always in development, in production only when allowed."""
+        return self.development or self.webhook_allow_http
 
     @property
     def inference_enabled(self) -> bool:

@@ -4,8 +4,8 @@ The real service (`memory-service serve`, seed's rate limits) runs on a free loo
 real Prometheus (Debian's binary) scrapes it every second with the admin key, through the
 shipped `memory-api` job (ops/prometheus/prometheus.yml, narrowed by `proof_config`), and
 evaluates the shipped recording rules. Traffic covers everything the dashboards break down:
-adds, searches, gets, 404s, failed authentications, 503s from a frozen database and a burst
-past the rate limit.
+adds, searches, gets, 404s, failed authentications, 503s from a frozen database, a burst
+past the rate limit, and webhook deliveries of the adds to a loopback receiver.
 
 Then, against Prometheus' HTTP API:
 - each recording rule's expression returns a finite value, and its recorded series exists;
@@ -54,6 +54,7 @@ from tests.support.prometheus import (
 )
 from tests.support.redis import RedisServer
 from tests.support.server import ADMIN_KEY, DEV_KEY, ServiceProcess, frozen_postgres
+from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +83,7 @@ def search(client: httpx.Client, query: str = "tea") -> httpx.Response:
     return client.get("/v1/memories/search", params={"query": query, "user_id": "u1"})
 
 
-def drive_traffic(service: ServiceProcess) -> None:
+def drive_traffic(service: ServiceProcess, receiver: Receiver) -> None:
     """Every kind of request the dashboards break down, each kind twice, a few scrapes apart.
 
     Twice, because a labelled counter appears on its first increment: rate() cannot see the step
@@ -91,6 +92,8 @@ def drive_traffic(service: ServiceProcess) -> None:
     10 s per key; the rounds spend 12 over ~20 s, the volley overflows it, and a last volley is
     refused again, a few scrapes later.
     """
+    with service.client(ADMIN_KEY) as admin:  # the adds below are delivered to it (tenant default)
+        expect(admin.post("/v1/webhooks", json={"url": receiver.url("proof"), "event_types": ["memory.created"]}), 201)
     with service.client(None) as anonymous, service.client(DEV_KEY) as user:
         for n in range(2):
             expect(anonymous.get("/health"), 200)
@@ -149,6 +152,8 @@ def proof_stack(root: Path, workers: int = 1) -> Iterator[Stack]:
     """Service (+ Redis for several workers), Prometheus scraping it, traffic driven and scraped."""
     # Seed's rate limits; short database timeouts so the frozen-database requests fail fast.
     env = {"DB_TIMEOUT": "1", "REQUEST_TIMEOUT": "2", "HEALTH_INTERVAL": "0.5"}
+    env |= {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "WEBHOOK_POLL_INTERVAL": "0.2"}  # receiver on loopback
+    receiver = Receiver().start()
     redis = RedisServer(root / "redis").start() if workers > 1 else None
     if redis is not None:
         env["RATE_LIMIT_STORAGE_URI"] = redis.url  # shared limits across workers, as in production
@@ -157,7 +162,7 @@ def proof_stack(root: Path, workers: int = 1) -> Iterator[Stack]:
     key.write_text(ADMIN_KEY)
     prometheus: PrometheusServer | None = None
     try:
-        service.start()
+        service.start(timeout=240.0)  # several workers each import the service: slow on a busy machine
         prometheus = PrometheusServer(
             root / "prometheus", proof_config(f"127.0.0.1:{service.port}", key, SCRAPE_INTERVAL)
         ).start()
@@ -172,7 +177,7 @@ def proof_stack(root: Path, workers: int = 1) -> Iterator[Stack]:
             "memory_build_info in the scrape: /v1/metrics answers but exposes no memory_* series",
         )
         traffic_start = time.time()
-        drive_traffic(service)
+        drive_traffic(service, receiver)
         traffic_end = time.time()
         # The last increments must be scraped twice (rates need two samples), and every rule
         # evaluated on them.
@@ -196,6 +201,7 @@ def proof_stack(root: Path, workers: int = 1) -> Iterator[Stack]:
         if prometheus is not None:
             prometheus.stop()
         service.stop()
+        receiver.stop()
         if redis is not None:
             redis.stop()
 

@@ -11,16 +11,20 @@ and the callees read it here, so there is one visible place for all of it:
   back instead of leaving a phantom write;
 - `ollama_deadline` / `waiting_on`: the budget of the Ollama call in progress, which the HTTP
   transport cuts timeouts to, and which dependency the call waits on when it misses its deadline;
-- `extraction`: what one inferred add's extraction produced, for the engine to read afterwards.
+- `extraction`: what one inferred add's extraction produced, for the engine to read afterwards;
+- `payload_fields`: service-owned fields (the entities of inferred facts) the vector store merges
+  into each memory mem0 inserts during the call, so the row, its graph outbox row and its webhook
+  event are complete in the insert's own transaction.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class CallCancelled(Exception):
@@ -47,6 +51,7 @@ class CallContext:
     ollama_deadline: float | None = None
     waiting_on: str | None = None
     extraction: ExtractionReport | None = None
+    payload_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():

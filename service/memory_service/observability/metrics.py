@@ -79,6 +79,35 @@ JOBS = Counter("memory_jobs_total", "Asynchronous add jobs by final state", ["st
 DB_READS = Counter(
     "memory_db_reads_total", "Reads with DATABASE_READ_URL set, by where they ran (replica or primary)", ["target"]
 )
+WEBHOOK_DELIVERIES = Counter(
+    "memory_webhook_deliveries_total", "Webhook delivery attempts by outcome (success, retry, dead)", ["outcome"]
+)
+WEBHOOK_ERRORS = Counter(
+    "memory_webhook_delivery_errors_total", "Failed webhook delivery attempts by reason", ["reason"]
+)
+WEBHOOK_DURATION = Histogram(
+    "memory_webhook_delivery_duration_seconds",
+    "Time of one webhook delivery attempt (resolution, connection, request and response)",
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_QUEUE = Gauge(
+    "memory_webhook_queue_depth",
+    "Webhook deliveries not yet delivered: due (ready now) or waiting (for a retry, or in flight)",
+    ["state"],
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "memory_webhook_oldest_pending_age_seconds",
+    "Age of the oldest webhook delivery not yet delivered",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST_DUE = Gauge(
+    "memory_webhook_oldest_due_seconds",
+    "How long the longest-waiting due webhook delivery has waited for a worker",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OUTCOMES = ("success", "retry", "dead")
+WEBHOOK_ERROR_REASONS = ("http_status", "timeout", "connection", "dns", "refused_target")
 BUILD_INFO = Gauge(
     "memory_build_info",
     "Version and profile of the running service",
@@ -144,6 +173,12 @@ def initialise_label_sets() -> None:
             RATELIMIT_DECISIONS.labels(decision, scope)
     for reason in ("missing", "invalid", "forbidden"):
         AUTH_FAILURES.labels(reason)
+    for outcome in WEBHOOK_OUTCOMES:
+        WEBHOOK_DELIVERIES.labels(outcome)
+    for reason in WEBHOOK_ERROR_REASONS:
+        WEBHOOK_ERRORS.labels(reason)
+    for state in ("due", "waiting"):
+        WEBHOOK_QUEUE.labels(state)
     for operation in ("add", "search", "get", "list", "update", "delete", "erase", "history", "stats"):
         for outcome in ("success", "not_found", "invalid", "error", "unavailable"):
             OPERATIONS.labels(operation, outcome)

@@ -17,6 +17,7 @@ from memory_service import __version__
 from memory_service.domain.auth.keys import KeyService
 from memory_service.domain.entities.graph import GraphService
 from memory_service.domain.memories.engine import MemoryEngine
+from memory_service.domain.webhooks.service import WebhookService
 from memory_service.observability.metrics import BUILD_INFO, STORED_MEMORIES, initialise_label_sets
 from memory_service.providers.ollama import ollama_probe
 from memory_service.services.factory import build_engine
@@ -24,12 +25,14 @@ from memory_service.services.health import HealthMonitor
 from memory_service.services.jobs import JobRunner
 from memory_service.services.projector import Projector
 from memory_service.services.ratelimit import RateLimiter
+from memory_service.services.webhooks import WebhookDispatcher
 from memory_service.settings import Settings
 from memory_service.storage.database import Database
 from memory_service.storage.idempotency import IdempotencyStore
 from memory_service.storage.jobs import JobStore
 from memory_service.storage.keys import KeyRepository
 from memory_service.storage.neo4j import Neo4jGraphStore
+from memory_service.storage.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
 STORED_COUNT_INTERVAL = 30.0
@@ -45,9 +48,11 @@ class Services:
     health: HealthMonitor
     graph: GraphService
     idempotency: IdempotencyStore
+    webhooks: WebhookService
     neo4j: Neo4jGraphStore | None = None
     projector: Projector | None = None
     jobs: JobRunner | None = None
+    dispatcher: WebhookDispatcher | None = None
     started_at: float = field(default_factory=time.monotonic)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -75,11 +80,17 @@ class Services:
             lambda: health.results.get("neo4j") is None or health.results["neo4j"].up,
         )
         idempotency = IdempotencyStore.of(db, settings)  # Idempotency-Key on adds
-        services = cls(settings, db, engine, keys, limiter, health, graph, idempotency, neo4j)
+        webhook_store = WebhookStore(db)
+        dispatcher = WebhookDispatcher(settings, webhook_store)  # webhook deliveries of every process
+        webhooks = WebhookService(webhook_store, settings, dispatcher.wake)
+        services = cls(
+            settings, db, engine, keys, limiter, health, graph, idempotency, webhooks, neo4j, dispatcher=dispatcher
+        )
         if neo4j is not None:
             services.projector = Projector(db, engine.table, neo4j)
             services.projector.start()
-            engine.after_write = services.projector.wake
+        engine.after_write = services._after_write
+        dispatcher.start()
         services._register_probes()
         await health.start()
         services._tasks.append(asyncio.create_task(services._count_loop(), name="stored-memories"))
@@ -89,6 +100,13 @@ class Services:
         BUILD_INFO.labels(__version__, settings.profile).set(1)
         initialise_label_sets()
         return services
+
+    def _after_write(self) -> None:
+        """A memory write committed: its graph outbox rows and webhook events are waiting."""
+        if self.projector is not None:
+            self.projector.wake()
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     def _register_probes(self) -> None:
         self.health.register("postgres", lambda: asyncio.to_thread(self.db.ping))
@@ -123,6 +141,8 @@ class Services:
     async def close(self) -> None:
         if self.jobs is not None:  # first: running jobs still need the engine and the database
             await self.jobs.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -3,7 +3,8 @@
 A worker claims a job inside the UPDATE that marks it `running`, so two workers (processes,
 hosts) never take the same one; a running job holds a lease (`locked_until`) its worker renews,
 and every write after the claim checks the job is still that worker's (`worker = %s`), so a
-worker that lost its lease cannot overwrite what another one did. The runner is
+worker that lost its lease cannot overwrite what another one did. A job's final state records its
+webhook event (job.completed, job.failed) in the same transaction. The runner is
 services/jobs.py.
 """
 
@@ -17,7 +18,9 @@ from psycopg.types.json import Jsonb
 
 from memory_service.errors import NotFound
 from memory_service.models.jobs import Job
+from memory_service.models.webhooks import job_finished
 from memory_service.storage.database import Database
+from memory_service.storage.webhooks import enqueue_events
 
 _FIELDS = sql.SQL("id, tenant, kind, state, request, result, error, attempts, created_at, started_at, finished_at")
 _INSERT = sql.SQL(
@@ -92,14 +95,18 @@ class JobStore:
     def finish(
         self, job_id: str, worker: str, state: str, result: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> bool:
-        with self.db.connection() as conn:
-            cur = conn.execute(
+        with self.db.connection() as conn, conn.cursor() as cur:
+            row = cur.execute(
                 "UPDATE jobs SET state = %s, result = %s, error = %s, finished_at = now(), locked_until = NULL "
-                "WHERE id = %s AND worker = %s AND state = 'running'",
+                "WHERE id = %s AND worker = %s AND state = 'running' RETURNING tenant, request->>'user_id', attempts",
                 (state, Jsonb(result) if result is not None else None, Jsonb(error) if error else None, job_id,
                  worker),
-            )  # fmt: skip
-            return cur.rowcount == 1
+            ).fetchone()  # fmt: skip
+            if row is None:
+                return False
+            tenant, user_id, attempts = row
+            enqueue_events(cur, [job_finished(str(job_id), tenant, user_id, state, attempts, result, error)])
+            return True
 
     def requeue(self, job_id: str, worker: str, delay: float, error: dict[str, Any]) -> bool:
         with self.db.connection() as conn:

@@ -20,8 +20,10 @@ from psycopg.types.json import Jsonb
 from memory_service.core.timefmt import rfc3339
 from memory_service.errors import InvalidRequest
 from memory_service.models.memory import MemoryPage, MemoryRecord, UserStats
+from memory_service.models.webhooks import user_erased
 from memory_service.storage.database import Database
 from memory_service.storage.outbox import enqueue_memories, enqueue_user
+from memory_service.storage.webhooks import enqueue_events
 
 
 def encode_cursor(created_at: str, memory_id: str) -> str:
@@ -152,7 +154,10 @@ class MemoryTable:
         return int(row[0]) if row else 0
 
     def annotate(self, memory_id: str, fields: dict[str, Any]) -> None:
-        """Merge service-owned fields (entities, relationships) into a payload without a new version."""
+        """Merge service-owned fields (entities, relationships) into a payload without a new version.
+
+        Not a change of the memory's content, so no `memory.updated` webhook event (inferred adds
+        no longer need it: the vector store merges their entities into the insert itself)."""
         query = sql.SQL("UPDATE {t} SET payload = payload || %s WHERE id = %s::uuid RETURNING payload->>'user_id'")
         with self.db.connection() as conn, conn.cursor() as cur:
             cur.execute(query.format(t=self.table), (Jsonb(fields), memory_id))
@@ -169,6 +174,7 @@ class MemoryTable:
             cur.execute("DELETE FROM memory_messages WHERE user_key = %s", (user_key,))
             if self.outbox:
                 enqueue_user(cur, user_key)
+            enqueue_events(cur, [user_erased(user_key, len(ids))])
         return ids
 
     def ids_of_user(self, user_key: str) -> list[str]:

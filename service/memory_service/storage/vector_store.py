@@ -3,8 +3,9 @@
 mem0's PGVector opens its own pool with a 30 s wait and no statement timeout; this subclass routes
 every cursor through Database.connection(), which bounds both, sets the HNSW iterative scan for
 the transaction, and turns a dead database into 503. Each store call is timed for the
-`memory_vector_query_duration_seconds` histogram. When the graph is projected to Neo4j, every
-insert, update and delete also writes its outbox row in the same transaction (storage/outbox.py).
+`memory_vector_query_duration_seconds` histogram. Every insert, update and delete also records
+its webhook event (storage/webhooks.py) and, when the graph is projected to Neo4j, its outbox row
+(storage/outbox.py), in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from opentelemetry import trace
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from memory_service.core.context import current_call
+from memory_service.models.webhooks import EventType, memory_deleted, memory_event
 from memory_service.observability.metrics import VECTOR_DURATION
 from memory_service.storage.adapters import PgVector
 from memory_service.storage.database import Database
 from memory_service.storage.outbox import enqueue_memories
+from memory_service.storage.webhooks import enqueue_events
 
 # mem0 casts the field of a range filter (gt, gte, lt, lte) with `::numeric`, which fails the whole
 # query when any of the user's memories holds something else there ("high"): one such memory
@@ -104,6 +108,9 @@ class ServicePGVector(PGVector):
 
     @_timed("insert")
     def insert(self, vectors: list[list[float]], payloads: Any = None, ids: Any = None) -> None:
+        call = current_call()
+        if call is not None and call.payload_fields is not None:  # the entities of inferred facts
+            payloads = [{**p, **call.payload_fields(p)} for p in payloads]
         rows = [(i, PgVector(v), Jsonb(p)) for i, v, p in zip(ids, vectors, payloads, strict=True)]
         with self._get_cursor(commit=True) as cur:
             cur.executemany(
@@ -111,6 +118,9 @@ class ServicePGVector(PGVector):
             )
             if self.outbox:
                 enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
+            enqueue_events(
+                cur, [memory_event(EventType.MEMORY_CREATED, str(i), p) for i, p in zip(ids, payloads, strict=True)]
+            )
 
     @_timed("update")
     def update(self, vector_id: str, vector: list[float] | None = None, payload: dict[str, Any] | None = None) -> None:
@@ -126,6 +136,7 @@ class ServicePGVector(PGVector):
                 )
                 if self.outbox:
                     enqueue_memories(cur, [(str(vector_id), str(payload.get("user_id")))])
+                enqueue_events(cur, [memory_event(EventType.MEMORY_UPDATED, str(vector_id), payload)])
 
     @_timed("delete")
     def delete(self, vector_id: str) -> None:
@@ -135,8 +146,10 @@ class ServicePGVector(PGVector):
                 (vector_id,),
             )
             row = cur.fetchone()
-            if self.outbox and row is not None:
-                enqueue_memories(cur, [(str(vector_id), str(row[0]))])
+            if row is not None:
+                if self.outbox:
+                    enqueue_memories(cur, [(str(vector_id), str(row[0]))])
+                enqueue_events(cur, [memory_deleted(str(vector_id), str(row[0]))])
 
     @_timed("search")
     def search(

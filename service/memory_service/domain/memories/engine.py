@@ -26,7 +26,7 @@ from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStore
 from mem0.exceptions import MemoryError as Mem0Error
 from opentelemetry import trace
 
-from memory_service.core.context import CallCancelled, CallContext, call_context
+from memory_service.core.context import CallCancelled, CallContext, call_context, current_call
 from memory_service.core.timefmt import now_rfc3339
 from memory_service.domain.entities.extractor import Extractor, merge_entities, payload_fields
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Inference, Message
@@ -242,6 +242,11 @@ class MemoryEngine:
         entries = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages]
 
         def extract() -> tuple[list[str], str | None, int]:
+            # Each fact gets its entities in the insert itself (storage/vector_store.py), so the
+            # stored memory, its graph outbox row and its memory.created event are complete at once.
+            call = current_call()
+            assert call is not None
+            call.payload_fields = lambda payload: self._entity_fields(str(payload.get("data", "")), given)
             with extraction_report() as report:
                 result = self.memory.add(
                     entries,
@@ -252,8 +257,6 @@ class MemoryEngine:
                     infer=True,
                 )
             ids = [str(r["id"]) for r in result.get("results", []) if r.get("event") == "ADD"]
-            for memory_id, record in self.table.fetch(ids).items():
-                self.table.annotate(memory_id, self._entity_fields(record.content, given))
             return ids, report.outcome, len(report.unembedded)
 
         ids, outcome, unembedded = await self._run(extract, user_key=scope.user_key, dependency="ollama")
