@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from mem0.embeddings.base import EmbeddingBase
 
+from memory_service.core.context import check_cancelled
 from memory_service.errors import StartupError
 from memory_service.providers.embedding import Action
 
@@ -127,6 +128,9 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
 
     def embed_batch(self, texts: list[str], memory_action: Action = "add") -> list[list[float]]:
         # One text per run: a padded batch changes nothing in the vectors but costs the
-        # padding's compute, and texts here are short and few.
-        vectors: list[list[float]] = [self._encode([text])[0].tolist() for text in texts]
+        # padding's compute, and texts here are short and few. A cancelled call stops between texts.
+        vectors: list[list[float]] = []
+        for text in texts:
+            check_cancelled()
+            vectors.append(self._encode([text])[0].tolist())
         return vectors
