@@ -162,7 +162,7 @@ def _key_store() -> tuple[Database, KeyService]:
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key belongs to")],
-    role: Annotated[str, typer.Option(help="user or admin")] = "user",
+    role: Annotated[str, typer.Option(help="user, admin (its tenant's keys), operator (every tenant's)")] = "user",
     name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
     rate_limit: Annotated[int | None, typer.Option(min=1, help="Requests per minute for this key")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -171,8 +171,8 @@ def keys_create(
     from memory_service.errors import ServiceError
     from memory_service.models.keys import Role
 
-    if role not in ("user", "admin"):
-        raise _fail("--role must be user or admin")
+    if role not in ("user", "admin", "operator"):
+        raise _fail("--role must be user, admin or operator")
     db, store = _key_store()
     try:
         key, info = store.create(tenant, Role(role), name, rate_limit)

@@ -25,7 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEV_KEY = "mem0_dev_key_123456789"
 DOCKER_KEY = "mem0_docker_key_987654321"
-ADMIN_KEY = "mem0_admin_key_111222333"
+ADMIN_KEY = "mem0_admin_key_111222333"  # in development the seed's admin key is an operator
+# The session service's API_KEY (the bootstrap key: an operator that may also create operator keys).
+BOOTSTRAP_KEY = "bootstrap-" + "k" * 40
 
 
 def free_port() -> int:

@@ -353,8 +353,13 @@ class StatusOut(BaseModel):
 
 class CreateKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tenant: str = Field(json_schema_extra={"pattern": TENANT_PATTERN, "minLength": 1, "maxLength": 64})
-    role: Literal["user", "admin"] = "user"
+    tenant: str = Field(
+        description="An admin key may name only its own tenant; an operator key any",
+        json_schema_extra={"pattern": TENANT_PATTERN, "minLength": 1, "maxLength": 64},
+    )
+    role: Literal["user", "admin", "operator"] = Field(
+        "user", description="`operator` only with the bootstrap key (API_KEY); see docs/api.md"
+    )
     name: str | None = Field(None, max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN})
     rate_limit: int | None = Field(
         None, ge=1, le=MAX_RATE_LIMIT_PER_MINUTE, description="Requests per minute for this key"
