@@ -101,6 +101,8 @@ def serve(
 
 def _serve_uvicorn(host: str, port: int, settings: Settings, embedded: EmbeddedPostgres | None) -> bool:
     """Serve until a signal (True if it stopped because the embedded Postgres was lost)."""
+    import asyncio
+    import socket
     import threading
 
     import uvicorn
@@ -122,7 +124,16 @@ def _serve_uvicorn(host: str, port: int, settings: Settings, embedded: EmbeddedP
         timeout_keep_alive=env_keepalive(),
         timeout_graceful_shutdown=env_graceful_timeout(),
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            # Here, not after run(): uvicorn re-raises the SIGTERM it handled when run() ends,
+            # which ends the process before any code after it.
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    server = Server(config)
     lost = threading.Event()
 
     def on_lost() -> None:

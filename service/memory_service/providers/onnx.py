@@ -27,6 +27,11 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MINILM_DIMS = 384
 MAX_TOKENS = 256
+# The model reads the first 256 tokens (about 1,000-1,500 characters of prose), but the tokenizer
+# tokenizes a whole text before truncating it: a 300 KB memory took seconds, under the lock every
+# embedding (every search) waits on. Only this prefix is tokenized: 64 characters per token, far
+# more than any text but runs of 100-character "words" needs, so the vector is the same.
+MAX_EMBED_CHARS = MAX_TOKENS * 64
 
 
 def _package_dir(name: str) -> Path:
@@ -107,8 +112,9 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
         self.config.embedding_dims = self.dims
 
     def _encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        prefixes = [text[:MAX_EMBED_CHARS] for text in texts]
         with self._lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
+            encodings = self._tokenizer.encode_batch(prefixes)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}

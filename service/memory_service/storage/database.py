@@ -299,7 +299,14 @@ class Database:
         straight out otherwise."""
         now = time.monotonic()
         if now < self._suspect_until or now - self._returned_at.get(id(conn), 0.0) > IDLE_CHECK_SECONDS:
-            ConnectionPool.check_connection(conn)
+            # The probe blocks like any query on a stalled server: a call's cancellation interrupts it.
+            call = current_call()
+            token = call.attach(_interrupter(conn)) if call is not None else None
+            try:
+                ConnectionPool.check_connection(conn)
+            finally:
+                if call is not None and token is not None:
+                    call.detach(token)
 
     def mark_suspect(self) -> None:
         """A connection failed: probe pooled connections before use for a while."""

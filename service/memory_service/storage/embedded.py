@@ -59,6 +59,7 @@ class EmbeddedPostgres:
         self._socket_dir: Path | None = None
         self._down_since: float | None = None
         self._last_check = 0.0
+        self._lock = threading.Lock()  # a check never restarts a server that stop() is stopping
         self.restarts = 0
 
     def start(self) -> str:
@@ -109,6 +110,10 @@ class EmbeddedPostgres:
     def check(self) -> str:
         """One supervision step: "up", "restarted", "down" (a restart failed; retried next time)
         or "lost" (down for longer than the restart timeout: the owner should exit)."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> str:
         if self._server is None:
             return "up"
         now = time.monotonic()
@@ -188,6 +193,8 @@ class EmbeddedPostgres:
         return stop
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        """Stop the server if this process is its last owner (idempotent; ends supervision)."""
+        with self._lock:
+            if self._server is not None:
+                server, self._server = self._server, None
+                server.cleanup()
