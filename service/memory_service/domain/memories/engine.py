@@ -181,9 +181,9 @@ class MemoryEngine:
         try:
             done, _ = await asyncio.wait({future}, timeout=timeout)
             if not done:
+                component = call.waiting_on or dependency  # what it waits on now, before it unwinds
                 if call.cancel():
                     await self._await_stop(future)
-                    component = call.waiting_on or dependency
                     raise ServiceUnavailable(component, f"{component} did not answer within {timeout:g}s")
                 # The commit won the race with the deadline: the client gets its outcome.
                 done, _ = await asyncio.wait({future}, timeout=self.settings.commit_timeout)
