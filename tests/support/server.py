@@ -30,6 +30,10 @@ ADMIN_KEY = "mem0_admin_key_111222333"  # in development the seed's admin key is
 BOOTSTRAP_KEY = "bootstrap-" + "k" * 40
 
 
+# How long a service may take to become healthy (a busy shared machine may need more).
+START_TIMEOUT = float(os.environ.get("SERVICE_START_TIMEOUT", "90"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,7 +69,7 @@ class ServiceProcess:
         env.update(self.env)
         return env
 
-    def start(self, *, wait: bool = True, timeout: float = 90.0) -> ServiceProcess:
+    def start(self, *, wait: bool = True, timeout: float | None = None) -> ServiceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"service-{self.port}.log"
         log = self.log_path.open("ab")
@@ -76,7 +80,11 @@ class ServiceProcess:
             args, env=self.full_env(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
         )
         if wait:
-            self.wait_healthy(timeout)
+            try:
+                self.wait_healthy(timeout or START_TIMEOUT)
+            except BaseException:
+                self.stop()  # a service that did not come up must not outlive the test
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
