@@ -76,6 +76,24 @@ class DrainingHttpToolsProtocol(EnvelopeHttpToolsProtocol):
 class DrainingUvicornWorker(UvicornWorker):
     """gunicorn's uvicorn worker with uvloop and the service's protocol: uvicorn's own answers in
     the envelope, a deadline and a size limit on request heads (gunicorn's limit_request_*
-    settings do not reach uvicorn workers; this does), and draining."""
+    settings do not reach uvicorn workers; this does), and draining.
+
+    It also tells the master it is alive while its application starts: uvicorn reports only once
+    serving, so a worker whose start (model, pool, migrations check) took longer than
+    GUNICORN_TIMEOUT on a busy host was killed and replaced, again and again. The heartbeat runs
+    on the event loop, so a worker whose loop is stuck still misses it and is replaced.
+    """
 
     CONFIG_KWARGS = {"loop": "uvloop", "http": DrainingHttpToolsProtocol}
+
+    async def _serve(self) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await super()._serve()
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.notify()
+            await asyncio.sleep(1.0)

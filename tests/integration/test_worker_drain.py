@@ -88,7 +88,7 @@ def test_a_recycled_worker_answers_the_next_request_on_an_idle_connection(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     env = {
-        "GUNICORN_MAX_REQUESTS": "8",
+        "GUNICORN_MAX_REQUESTS": "20",
         "GUNICORN_MAX_REQUESTS_JITTER": "0",
         "RATE_LIMIT_STORAGE_URI": redis_server.url,
     }
