@@ -198,7 +198,7 @@ def test_service_killed(tmp_path: Path) -> None:
             killed = time.monotonic()
             (second or first).signal(signal.SIGKILL)
             assert [p.pid for p in _postgres_of(data_dir)][:1] == left[:1], "Postgres died with the service"
-            second = ServiceProcess(data_dir, GENEROUS, port=port).start(timeout=RECOVERY_BOUND)
+            second = ServiceProcess(data_dir, GENEROUS, port=port).start()
             recoveries.append(_recovered_after(load, killed))
             assert _postgres_of(data_dir)[0].pid == left[0], "the leftover Postgres was not adopted"
         _steady(load, acks=5)
