@@ -20,7 +20,7 @@ from memory_service.storage.embedded import EmbeddedPostgres
 EMBEDDED_POSTGRES_LOST = 3  # exit status
 
 
-class SupervisingArbiter(Arbiter):  # type: ignore[misc]
+class SupervisingArbiter(Arbiter):
     """gunicorn's master loop, which also checks the embedded Postgres once a second."""
 
     def __init__(self, app: BaseApplication, embedded: EmbeddedPostgres | None) -> None:
@@ -33,7 +33,7 @@ class SupervisingArbiter(Arbiter):  # type: ignore[misc]
             raise HaltServer("the embedded Postgres died and could not be restarted", EMBEDDED_POSTGRES_LOST)
 
 
-class GunicornApp(BaseApplication):  # type: ignore[misc]
+class GunicornApp(BaseApplication):
     def __init__(self, bind: str, workers: int, embedded: EmbeddedPostgres | None = None) -> None:
         self._bind = bind
         self._workers = workers
