@@ -81,6 +81,10 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, webhook cost of an add, limiter overhead
 	@$(BIN)/python bench/run.py
 
+.PHONY: bench-extractor
+bench-extractor: install ## Entity extraction time against input length, capped and uncapped (JSON on stdout)
+	@$(BIN)/python bench/extractor.py
+
 .PHONY: bench-graph-boost
 bench-graph-boost: install ## Measure the search entity boost on a small labelled set (JSON on stdout)
 	@$(BIN)/python bench/graph_boost.py

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
+from tests.support.server import ADMIN_KEY, BOOTSTRAP_KEY, ServiceProcess, new_tenant_key
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     data_dir: Path = tmp_path_factory.mktemp("service-data")
     proc = ServiceProcess(
         data_dir,
-        {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_BURST": "1000000", "MAX_MEMORY_SIZE": "20000"},
+        {
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            "MAX_MEMORY_SIZE": "20000",
+            "API_KEY": BOOTSTRAP_KEY,
+        },
     ).start()
     yield proc
     proc.stop()

@@ -22,7 +22,7 @@ from rich.table import Table
 if TYPE_CHECKING:  # the runtime imports stay lazy: `serve` must not import prometheus_client early
     from memory_service.domain.auth.keys import KeyService
     from memory_service.settings import Settings
-    from memory_service.storage.database import Database
+    from memory_service.storage.database import Database, EmbeddedPostgres
 
 app = typer.Typer(help="Mem0 memory service", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once, at creation)", no_args_is_help=True)
@@ -58,6 +58,8 @@ def serve(
     from memory_service.errors import StartupError
     from memory_service.settings import Settings
 
+    assert "prometheus_client" not in sys.modules, "PROMETHEUS_MULTIPROC_DIR must be set before the import"
+
     try:
         settings = Settings()
     except Exception as exc:
@@ -71,31 +73,50 @@ def serve(
             "worker its own counters and multiply each rate limit by the number of workers. Use Redis "
             "(RATE_LIMIT_STORAGE_URI=redis://host:6379/0) or a single worker."
         )
+    from memory_service.storage.database import EMBEDDED_URI_ENV, EmbeddedPostgres
+
+    embedded: EmbeddedPostgres | None = None
     try:
+        if workers > 1:
+            # Before anything imports prometheus_client (it decides at import where to write).
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prepare_multiprocess_dir(settings.data_dir))
+        if settings.embedded_database and EMBEDDED_URI_ENV not in os.environ:
+            # This process owns the embedded Postgres and supervises it (storage/embedded.py);
+            # the app (or every gunicorn worker) connects to it.
+            embedded = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_restart_timeout)
+            os.environ[EMBEDDED_URI_ENV] = embedded.start()
         if workers == 1:
-            _serve_uvicorn(host, port, settings)
+            lost = _serve_uvicorn(host, port, settings, embedded)
         else:
-            _serve_gunicorn(host, port, workers, settings)
+            lost = _serve_gunicorn(host, port, workers, embedded)
     except StartupError as exc:
         raise _fail(str(exc)) from exc
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    if lost:
+        console.print("[bold red]error:[/] the embedded Postgres died and could not be restarted; exiting")
+        raise typer.Exit(code=3)
 
 
-def _serve_uvicorn(host: str, port: int, settings: object) -> None:
+def _serve_uvicorn(host: str, port: int, settings: Settings, embedded: EmbeddedPostgres | None) -> bool:
+    """Serve until a signal (True if it stopped because the embedded Postgres was lost)."""
+    import asyncio
+    import socket
+    import threading
+
     import uvicorn
 
-    from memory_service.api.http_protocol import EnvelopeHttpToolsProtocol
     from memory_service.gunicorn_conf import env_graceful_timeout, env_keepalive
     from memory_service.main import create_app
-    from memory_service.settings import Settings
+    from memory_service.serving import DrainingHttpToolsProtocol
 
-    assert isinstance(settings, Settings)
-
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(),
         host=host,
         port=port,
         loop="uvloop",
-        http=EnvelopeHttpToolsProtocol,  # uvicorn's own answers in the envelope; head limits
+        http=DrainingHttpToolsProtocol,  # the envelope and head limits (api/http_protocol.py), and draining
         access_log=False,
         log_config=None,
         proxy_headers=True,
@@ -104,25 +125,42 @@ def _serve_uvicorn(host: str, port: int, settings: object) -> None:
         timeout_graceful_shutdown=env_graceful_timeout(),
     )
 
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            # Here, not after run(): uvicorn re-raises the SIGTERM it handled when run() ends,
+            # which ends the process before any code after it.
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
 
-def _serve_gunicorn(host: str, port: int, workers: int, settings: object) -> None:
-    from memory_service.settings import Settings
-    from memory_service.storage.database import EMBEDDED_URI_ENV, EmbeddedPostgres
+    server = Server(config)
+    lost = threading.Event()
 
-    assert isinstance(settings, Settings)
-    assert "prometheus_client" not in sys.modules, "PROMETHEUS_MULTIPROC_DIR must be set before the import"
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prepare_multiprocess_dir(settings.data_dir))
-    embedded: EmbeddedPostgres | None = None
-    if settings.embedded_database and EMBEDDED_URI_ENV not in os.environ:
-        embedded = EmbeddedPostgres(settings.data_dir)
-        os.environ[EMBEDDED_URI_ENV] = embedded.start()
+    def on_lost() -> None:
+        lost.set()
+        server.should_exit = True
+
+    supervising = embedded.supervise(on_lost) if embedded is not None else None
     try:
-        from memory_service.gunicorn_app import GunicornApp
-
-        GunicornApp(f"{host}:{port}", workers).run()
+        server.run()
     finally:
-        if embedded is not None:
-            embedded.stop()
+        if supervising is not None:
+            supervising.set()
+    return lost.is_set()
+
+
+def _serve_gunicorn(host: str, port: int, workers: int, embedded: EmbeddedPostgres | None) -> bool:
+    """Serve until a signal (True if it stopped because the embedded Postgres was lost)."""
+    from memory_service.gunicorn_app import EMBEDDED_POSTGRES_LOST, GunicornApp
+
+    assert os.environ.get("PROMETHEUS_MULTIPROC_DIR"), "set before the import of prometheus_client"
+    try:
+        GunicornApp(f"{host}:{port}", workers, embedded).run()
+    except SystemExit as exc:
+        if exc.code == EMBEDDED_POSTGRES_LOST:
+            return True
+        raise
+    return False
 
 
 def _open_database() -> tuple[Settings, Database]:
@@ -162,7 +200,7 @@ def _key_store() -> tuple[Database, KeyService]:
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key belongs to")],
-    role: Annotated[str, typer.Option(help="user or admin")] = "user",
+    role: Annotated[str, typer.Option(help="user, admin (its tenant's keys), operator (every tenant's)")] = "user",
     name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
     rate_limit: Annotated[int | None, typer.Option(min=1, help="Requests per minute for this key")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -171,8 +209,8 @@ def keys_create(
     from memory_service.errors import ServiceError
     from memory_service.models.keys import Role
 
-    if role not in ("user", "admin"):
-        raise _fail("--role must be user or admin")
+    if role not in ("user", "admin", "operator"):
+        raise _fail("--role must be user, admin or operator")
     db, store = _key_store()
     try:
         key, info = store.create(tenant, Role(role), name, rate_limit)

@@ -1,7 +1,9 @@
 """gunicorn settings, read from the environment; usable as `gunicorn -c python:memory_service.gunicorn_conf`.
 
-Workers are uvicorn workers (the app is ASGI). `max_requests` with jitter recycles workers one at
-a time, so a slow leak in a dependency never accumulates and never all workers restart at once.
+Workers are uvicorn workers (the app is ASGI) that drain without dropping a request
+(serving.py). `max_requests` with jitter recycles workers one at a time, so a slow leak in a
+dependency never accumulates and never all workers restart at once; a recycle, like SIGHUP,
+costs no request.
 SIGTERM makes gunicorn stop accepting, let in-flight requests finish for up to
 `graceful_timeout` seconds, then exit. Each worker builds its own app after the fork (no
 preload): the embedding model, the database pool and the Redis client are per process, and
@@ -30,7 +32,7 @@ def env_keepalive() -> int:
 
 bind = f"{os.environ.get('API_HOST', '0.0.0.0')}:{os.environ.get('API_PORT', '8080')}"  # noqa: S104
 workers = _int("GUNICORN_WORKERS", 2)
-worker_class = "memory_service.gunicorn_app.EnvelopeUvicornWorker"
+worker_class = "memory_service.serving.DrainingUvicornWorker"
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = env_graceful_timeout()
 keepalive = env_keepalive()

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     embedding_dims: int | None = Field(None, ge=1, le=16000)
     embedder_threads: int = Field(1, ge=1, le=64)
 
+    # Supervision of the embedded Postgres: restarted when it dies; the service exits (for its
+    # process manager to restart it) when it cannot be restarted within this many seconds.
+    embedded_pg_restart_timeout: float = Field(60.0, gt=0, le=3600)
+
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = []
     request_timeout: float = Field(10.0, gt=0, le=600)
@@ -72,6 +76,17 @@ class Settings(BaseSettings):
     # While this file exists, /health answers 503 `draining` (everything else keeps serving): a
     # load balancer polling /health stops sending new requests before a rolling deploy stops us.
     drain_file: Path | None = None
+
+    # Bounded work per request (docs/architecture.md, "Deadlines and cancellation").
+    # Engine threads one key may hold at once for adds and searches (unset: half of DB_POOL_SIZE,
+    # at least 1); a request over it waits up to KEY_CONCURRENCY_WAIT seconds, then 429.
+    key_concurrency: int | None = Field(None, ge=1, le=100)
+    key_concurrency_wait: float = Field(1.0, ge=0, le=60)
+    # A write whose commit is in flight at its deadline is awaited this long (its outcome is
+    # Postgres's to decide), then its connection is cut and the outcome looked up.
+    commit_timeout: float = Field(30.0, gt=0, le=600)
+    # Entities are extracted from the first ENTITY_MAX_CHARS characters of a memory.
+    entity_max_chars: int = Field(20_000, ge=100, le=1_000_000)
 
     # Rate limits (per API key; unauthenticated requests per client address).
     rate_limit_storage_uri: str = "memory://"
@@ -164,6 +179,15 @@ class Settings(BaseSettings):
         if self.embedder == "ollama" and not self.ollama_base_url:
             raise ValueError("EMBEDDER=ollama needs OLLAMA_BASE_URL")
         return self
+
+    @property
+    def engine_threads(self) -> int:
+        """Threads running blocking engine calls: one per pooled connection."""
+        return self.db_pool_size
+
+    @property
+    def key_concurrency_limit(self) -> int:
+        return self.key_concurrency or max(1, self.engine_threads // 2)
 
     @property
     def development(self) -> bool:

@@ -116,7 +116,7 @@ def test_cli_creates_lists_and_revokes(service: ServiceProcess) -> None:
         assert_error(_eventually_401(client), 401, "UNAUTHORIZED")
     bad = run_cli(service.data_dir, "keys", "create", "--tenant", tenant, "--role", "root")
     assert bad.returncode == 2
-    assert "user or admin" in bad.stderr
+    assert "user, admin or operator" in bad.stderr
 
 
 def _eventually_401(client: httpx.Client) -> httpx.Response:

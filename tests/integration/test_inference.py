@@ -179,22 +179,24 @@ def test_transient_errors_are_retried_with_backoff(client: httpx.Client, ollama:
 
 @pytest.mark.skipif(REAL, reason=NEEDS_FAKE + ": the faults are placed by the number of facts")
 def test_facts_ollama_fails_to_embed_are_not_dropped(client: httpx.Client, ollama: FakeOllama) -> None:
-    """mem0 logs and skips a fact whose embedding fails; the service answers 503 instead, and the
-    retry stores what is missing, once."""
+    """mem0 logs and skips a fact whose embedding fails; the service answers 503 instead, stores
+    nothing of that add (a refused write is never stored, issue 19), and the retry stores every
+    fact, once."""
     # The query embedding passes; the facts' batch fails, then the first fact alone passes, the second fails.
     ollama.faults.errors["/api/embed"] = [0, 400, 0, 400]
     response = client.post("/v1/memories", json={"messages": CONVERSATION[1:2], "user_id": "emb"})
     error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
     assert error["details"]["dependency"] == "ollama"
     assert "failed to embed 1 extracted fact" in error["message"]
-    assert client.get("/v1/memories/user/emb").json()["data"]["total"] == 1
+    assert "nothing was stored" in error["message"]
+    assert client.get("/v1/memories/user/emb").json()["data"]["total"] == 0
 
     retry = _add(client, CONVERSATION[1:2], user_id="emb")
     assert retry["inference"] == "extracted"
     listed = client.get("/v1/memories/user/emb").json()["data"]
     assert listed["total"] == 2
     assert len({m["content"] for m in listed["memories"]}) == 2
-    assert retry["count"] == 1  # only the fact that was missing
+    assert retry["count"] == 2
 
 
 def test_a_client_error_is_not_retried(client: httpx.Client, ollama: FakeOllama) -> None:

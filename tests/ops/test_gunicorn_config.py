@@ -27,7 +27,7 @@ def printed_config(env: dict[str, str]) -> dict[str, str]:
 
 def test_the_default_config_file_serves_the_app_with_uvicorn_workers() -> None:
     config = printed_config({})
-    assert config["worker_class"] == "memory_service.gunicorn_app.EnvelopeUvicornWorker"
+    assert config["worker_class"] == "memory_service.serving.DrainingUvicornWorker"  # recycles drop nothing
     assert config["wsgi_app"] == "memory_service.main:create_app()"
     assert config["preload_app"] == "False"  # each worker builds its own model, pool and clients
 

@@ -25,7 +25,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEV_KEY = "mem0_dev_key_123456789"
 DOCKER_KEY = "mem0_docker_key_987654321"
-ADMIN_KEY = "mem0_admin_key_111222333"
+ADMIN_KEY = "mem0_admin_key_111222333"  # in development the seed's admin key is an operator
+# The session service's API_KEY (the bootstrap key: an operator that may also create operator keys).
+BOOTSTRAP_KEY = "bootstrap-" + "k" * 40
+
+
+# How long a service may take to become healthy (a busy shared machine may need more).
+START_TIMEOUT = float(os.environ.get("SERVICE_START_TIMEOUT", "90"))
 
 
 def free_port() -> int:
@@ -63,7 +69,7 @@ class ServiceProcess:
         env.update(self.env)
         return env
 
-    def start(self, *, wait: bool = True, timeout: float = 90.0) -> ServiceProcess:
+    def start(self, *, wait: bool = True, timeout: float | None = None) -> ServiceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"service-{self.port}.log"
         log = self.log_path.open("ab")
@@ -74,7 +80,11 @@ class ServiceProcess:
             args, env=self.full_env(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
         )
         if wait:
-            self.wait_healthy(timeout)
+            try:
+                self.wait_healthy(timeout or START_TIMEOUT)
+            except BaseException:
+                self.stop()  # a service that did not come up must not outlive the test
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 90.0) -> None:

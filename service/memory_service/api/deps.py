@@ -111,15 +111,16 @@ def _admin_only(principal: Principal, message: str) -> Principal:
 
 
 async def require_admin(principal: CurrentPrincipal) -> Principal:
-    return _admin_only(principal, "This operation needs an admin key")
+    return _admin_only(principal, "This operation needs an admin or operator key")
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 
 async def require_admin_unlimited(principal: AuthenticatedDep) -> Principal:
-    """Admin without the rate limit: for scrapers of /v1/metrics."""
-    return _admin_only(principal, "Metrics need an admin key")
+    """Admin or operator without the rate limit: for scrapers of /v1/metrics (service-wide
+    aggregates without tenant labels; Prometheus scrapes with the bootstrap or an operator key)."""
+    return _admin_only(principal, "Metrics need an admin or operator key")
 
 
 ScraperPrincipal = Annotated[Principal, Depends(require_admin_unlimited)]

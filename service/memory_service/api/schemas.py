@@ -311,10 +311,33 @@ class DependencyState(BaseModel):
     error: str | None = None
 
 
+class Saturation(BaseModel):
+    """How busy this process is: its engine threads, the calls queued for one, admission per key
+    and the database pool. Reported, never a reason for /health to fail."""
+
+    threads: int = Field(description="Engine threads (one per pooled connection: DB_POOL_SIZE)")
+    threads_busy: int = Field(description="Threads running an engine call")
+    queued: int = Field(description="Engine calls waiting for a thread")
+    stragglers: int = Field(description="Calls cancelled at their deadline whose thread has not stopped yet")
+    keys_at_limit: int = Field(description="API keys holding all KEY_CONCURRENCY slots")
+    waiting: int = Field(description="Requests waiting for one of their key's slots")
+    db_connections: int = Field(description="Open pooled database connections")
+    db_connections_idle: int = Field(description="Of those, idle")
+    db_waiting: int = Field(description="Requests waiting for a database connection")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "draining"]
     version: str
     dependencies: dict[str, DependencyState]
+    saturation: Saturation | None = None
+
+
+class ProbeOut(BaseModel):
+    """Liveness or readiness: `status` is `alive`/`ready` or why not."""
+
+    status: str
+    reasons: list[str] = Field(default_factory=list)
 
 
 class StatusOut(BaseModel):
@@ -330,8 +353,13 @@ class StatusOut(BaseModel):
 
 class CreateKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tenant: str = Field(json_schema_extra={"pattern": TENANT_PATTERN, "minLength": 1, "maxLength": 64})
-    role: Literal["user", "admin"] = "user"
+    tenant: str = Field(
+        description="An admin key may name only its own tenant; an operator key any",
+        json_schema_extra={"pattern": TENANT_PATTERN, "minLength": 1, "maxLength": 64},
+    )
+    role: Literal["user", "admin", "operator"] = Field(
+        "user", description="`operator` only with the bootstrap key (API_KEY); see docs/api.md"
+    )
     name: str | None = Field(None, max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN})
     rate_limit: int | None = Field(
         None, ge=1, le=MAX_RATE_LIMIT_PER_MINUTE, description="Requests per minute for this key"

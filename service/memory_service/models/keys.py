@@ -11,8 +11,18 @@ from memory_service.core.timefmt import rfc3339
 
 
 class Role(StrEnum):
+    """What a key may do besides its own tenant's memories.
+
+    - user: the memories of its tenant;
+    - admin: also the keys of its own tenant (user and admin keys) and the metrics;
+    - operator: the keys of every tenant and the metrics. Created only by the command line
+      (`memory-service keys create --role operator`) or over HTTP by the bootstrap key
+      (API_KEY, itself an operator).
+    """
+
     USER = "user"
     ADMIN = "admin"
+    OPERATOR = "operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +33,20 @@ class Principal:
     tenant: str
     role: Role
     rate_limit_per_minute: int | None = None
+    bootstrap: bool = False  # the API_KEY of the environment
 
     @property
     def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
+        """May administer keys (of its tenant, or of all for an operator) and read metrics."""
+        return self.role in (Role.ADMIN, Role.OPERATOR)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.OPERATOR
+
+    def manages(self, tenant: str) -> bool:
+        """Whether this key may administer the keys of `tenant`."""
+        return self.is_operator or (self.role is Role.ADMIN and tenant == self.tenant)
 
 
 @dataclass(frozen=True, slots=True)

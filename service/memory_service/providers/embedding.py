@@ -13,6 +13,7 @@ from typing import Literal
 from mem0.embeddings.base import EmbeddingBase
 from opentelemetry import trace
 
+from memory_service.core.context import check_cancelled, waiting_for
 from memory_service.observability.metrics import EMBEDDING_DURATION
 
 Action = Literal["add", "search", "update"] | None
@@ -30,7 +31,11 @@ class TimedEmbedder(EmbeddingBase):
         self._histogram = EMBEDDING_DURATION.labels(provider)
 
     def embed(self, text: str, memory_action: Action = None) -> list[float]:
-        with _tracer.start_as_current_span("embedding", attributes={"embedding.provider": self.provider}):
+        check_cancelled()  # a cancelled call embeds nothing more
+        with (
+            waiting_for("embedder"),
+            _tracer.start_as_current_span("embedding", attributes={"embedding.provider": self.provider}),
+        ):
             started = time.perf_counter()
             try:
                 return list(self.inner.embed(text, memory_action))
@@ -38,8 +43,12 @@ class TimedEmbedder(EmbeddingBase):
                 self._histogram.observe(time.perf_counter() - started)
 
     def embed_batch(self, texts: list[str], memory_action: Action = "add") -> list[list[float]]:
-        with _tracer.start_as_current_span(
-            "embedding.batch", attributes={"embedding.provider": self.provider, "embedding.count": len(texts)}
+        check_cancelled()
+        with (
+            waiting_for("embedder"),
+            _tracer.start_as_current_span(
+                "embedding.batch", attributes={"embedding.provider": self.provider, "embedding.count": len(texts)}
+            ),
         ):
             started = time.perf_counter()
             try:

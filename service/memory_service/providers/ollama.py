@@ -41,7 +41,7 @@ from mem0.embeddings.ollama import OllamaEmbedding
 from mem0.llms.ollama import OllamaLLM
 from mem0.memory.utils import extract_json, remove_code_blocks
 
-from memory_service.core.context import ExtractionReport, current_call, ensure_call_context
+from memory_service.core.context import ExtractionReport, check_cancelled, current_call, ensure_call_context
 from memory_service.errors import ServiceUnavailable, StartupError
 from memory_service.providers.embedding import Action, TimedEmbedder
 from memory_service.settings import Settings
@@ -69,7 +69,8 @@ class _DeadlineTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         context = current_call()
-        deadline = context.ollama_deadline if context is not None else None
+        deadlines = [d for d in (context.ollama_deadline, context.deadline) if d is not None] if context else []
+        deadline = min(deadlines) if deadlines else None  # the call's own deadline bounds Ollama too
         if deadline is not None:
             remaining = max(0.001, deadline - time.monotonic())
             current = request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool"))
@@ -158,6 +159,7 @@ class OllamaCaller:
     def _attempts(self, what: str, fn: Callable[[], T], deadline: float) -> T:
         attempt = 0
         while True:
+            check_cancelled()  # a call cancelled at its deadline makes no further attempt
             try:
                 return fn()
             except Exception as exc:

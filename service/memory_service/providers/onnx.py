@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from mem0.embeddings.base import EmbeddingBase
 
+from memory_service.core.context import check_cancelled
 from memory_service.errors import StartupError
 from memory_service.providers.embedding import Action
 
@@ -26,6 +27,11 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MINILM_DIMS = 384
 MAX_TOKENS = 256
+# The model reads the first 256 tokens (about 1,000-1,500 characters of prose), but the tokenizer
+# tokenizes a whole text before truncating it: a 300 KB memory took seconds, under the lock every
+# embedding (every search) waits on. Only this prefix is tokenized: 64 characters per token, far
+# more than any text but runs of 100-character "words" needs, so the vector is the same.
+MAX_EMBED_CHARS = MAX_TOKENS * 64
 
 
 def _package_dir(name: str) -> Path:
@@ -106,8 +112,9 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
         self.config.embedding_dims = self.dims
 
     def _encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        prefixes = [text[:MAX_EMBED_CHARS] for text in texts]
         with self._lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
+            encodings = self._tokenizer.encode_batch(prefixes)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
@@ -127,6 +134,9 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
 
     def embed_batch(self, texts: list[str], memory_action: Action = "add") -> list[list[float]]:
         # One text per run: a padded batch changes nothing in the vectors but costs the
-        # padding's compute, and texts here are short and few.
-        vectors: list[list[float]] = [self._encode([text])[0].tolist() for text in texts]
+        # padding's compute, and texts here are short and few. A cancelled call stops between texts.
+        vectors: list[list[float]] = []
+        for text in texts:
+            check_cancelled()
+            vectors.append(self._encode([text])[0].tolist())
         return vectors

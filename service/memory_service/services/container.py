@@ -126,6 +126,33 @@ class Services:
                 log.debug("memory count failed: %s", exc)
             await asyncio.sleep(STORED_COUNT_INTERVAL)
 
+    def saturation(self) -> dict[str, int]:
+        pool = self.db.pool_stats()
+        return {
+            **self.engine.saturation(),
+            "db_connections": pool["size"],
+            "db_connections_idle": pool["available"],
+            "db_waiting": pool["waiting"],
+        }
+
+    def liveness(self) -> list[str]:
+        """Why this process should be restarted (empty: it should not). A dependency being down
+        is not a reason: a restart does not bring Postgres back (its supervision does)."""
+        engine = self.engine.saturation()
+        if engine["stragglers"] >= engine["threads"]:
+            return [f"all {engine['threads']} engine threads are held by calls that outlived their deadline"]
+        return []
+
+    def readiness(self) -> list[str]:
+        """Why this process should not get traffic now (empty: it should)."""
+        reasons = self.liveness()
+        if not self.health.up("postgres"):
+            reasons.append("postgres is down")
+        engine = self.engine.saturation()
+        if engine["queued"] >= engine["threads"]:
+            reasons.append(f"saturated: {engine['queued']} calls queued for {engine['threads']} engine threads")
+        return reasons
+
     @property
     def providers(self) -> dict[str, str]:
         embedder = self.engine.memory.embedding_model

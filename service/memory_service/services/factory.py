@@ -83,7 +83,7 @@ def build_engine(settings: Settings, db: Database) -> MemoryEngine:
     outbox = settings.neo4j_uri is not None
     memory.vector_store = ServicePGVector(db, settings.collection_name, embedder.dims, outbox=outbox)
     table = MemoryTable(db, settings.collection_name, outbox=outbox)
-    engine = MemoryEngine(settings, db, memory, table, make_extractor())
+    engine = MemoryEngine(settings, db, memory, table, make_extractor(settings.entity_max_chars))
     try:
         engine.warm_up()
     except Exception as exc:

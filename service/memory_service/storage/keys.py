@@ -52,7 +52,7 @@ class KeyRepository:
                     """
                     INSERT INTO api_keys (key_hash, prefix, tenant, role, name, well_known)
                     VALUES (%s, %s, %s, %s, %s, true)
-                    ON CONFLICT (key_hash) DO UPDATE SET revoked_at = NULL, well_known = true
+                    ON CONFLICT (key_hash) DO UPDATE SET revoked_at = NULL, well_known = true, role = EXCLUDED.role
                     """,
                     (key_hash, prefix, tenant, role.value, name),
                 )
@@ -75,6 +75,11 @@ class KeyRepository:
         with self.db.connection() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys {where} ORDER BY created_at, id", params).fetchall()  # noqa: S608
         return [_info(r) for r in rows]
+
+    def get(self, key_id: uuid.UUID) -> KeyInfo | None:
+        with self.db.connection() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)).fetchone()  # noqa: S608
+        return None if row is None else _info(row)
 
     def revoke(self, key_id: uuid.UUID) -> KeyInfo | None:
         with self.db.connection() as conn:

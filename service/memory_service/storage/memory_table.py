@@ -159,7 +159,7 @@ class MemoryTable:
         Not a change of the memory's content, so no `memory.updated` webhook event (inferred adds
         no longer need it: the vector store merges their entities into the insert itself)."""
         query = sql.SQL("UPDATE {t} SET payload = payload || %s WHERE id = %s::uuid RETURNING payload->>'user_id'")
-        with self.db.connection() as conn, conn.cursor() as cur:
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
             cur.execute(query.format(t=self.table), (Jsonb(fields), memory_id))
             row = cur.fetchone()
             if self.outbox and row is not None:
@@ -168,7 +168,7 @@ class MemoryTable:
     def erase_user(self, user_key: str) -> list[str]:
         """Delete every memory, history row and message of one user in one transaction."""
         delete = sql.SQL("DELETE FROM {t} WHERE payload->>'user_id' = %s RETURNING id").format(t=self.table)
-        with self.db.connection() as conn, conn.cursor() as cur:
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
             ids = [str(r[0]) for r in cur.execute(delete, (user_key,)).fetchall()]
             cur.execute("DELETE FROM memory_history WHERE user_key = %s", (user_key,))
             cur.execute("DELETE FROM memory_messages WHERE user_key = %s", (user_key,))

@@ -99,8 +99,9 @@ class ServicePGVector(PGVector):
 
     @contextmanager
     def _get_cursor(self, commit: bool = False) -> Iterator[Any]:
-        """One transaction on the service's pool (it commits on success, rolls back on error)."""
-        with self.db.connection() as conn, conn.cursor() as cur:
+        """One transaction on the service's pool (it commits on success, rolls back on error); a
+        write inside an engine call joins the call's unit of work (storage/database.py)."""
+        with self.db.connection(write=commit) as conn, conn.cursor() as cur:
             yield cur
 
     # Writes are mem0's statements, written here rather than inherited so that the memory row and

@@ -10,8 +10,10 @@ from memory_service.core.context import (
     CallCancelled,
     CallContext,
     call_context,
+    check_cancelled,
     current_call,
     ensure_call_context,
+    waiting_for,
 )
 
 
@@ -89,3 +91,74 @@ def test_the_context_travels_to_a_worker_thread_with_copy_context() -> None:
     carried.start()
     carried.join()
     assert seen == {"plain": None, "copied": "acme/alice"}
+
+
+# -- the commit handshake (issue 19): exactly one of "the caller answers" and "the write commits" wins
+
+
+def test_cancel_first_refuses_the_commit_and_interrupts_attached_io() -> None:
+    call = CallContext()
+    interrupted: list[str] = []
+    call.attach(lambda: interrupted.append("socket"))
+    assert call.cancel() is True
+    assert interrupted == ["socket"]
+    assert call.claim_commit() is False
+    with pytest.raises(CallCancelled):
+        call.attach(lambda: None)
+
+
+def test_commit_first_makes_the_caller_wait_and_is_never_interrupted() -> None:
+    call = CallContext()
+    interrupted: list[str] = []
+    call.attach(lambda: interrupted.append("socket"))
+    assert call.claim_commit() is True
+    assert call.cancel() is False
+    assert interrupted == []
+    assert not call.cancelled.is_set()
+
+
+def test_a_detached_resource_is_not_interrupted() -> None:
+    call = CallContext()
+    interrupted: list[str] = []
+    token = call.attach(lambda: interrupted.append("socket"))
+    call.detach(token)
+    assert call.cancel() is True
+    assert interrupted == []
+
+
+@pytest.mark.parametrize("round_", range(200))
+def test_under_a_race_exactly_one_side_wins(round_: int) -> None:
+    call = CallContext()
+    barrier = threading.Barrier(2)
+    results: dict[str, bool] = {}
+
+    def cancel() -> None:
+        barrier.wait()
+        results["cancel"] = call.cancel()
+
+    def commit() -> None:
+        barrier.wait()
+        results["commit"] = call.claim_commit()
+
+    threads = [threading.Thread(target=cancel), threading.Thread(target=commit)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["cancel"] != results["commit"], results
+
+
+def test_cancellation_points_and_the_component_waited_on() -> None:
+    check_cancelled()  # outside any call: nothing to check
+    with call_context(CallContext()) as call:
+        with waiting_for("extractor"):
+            assert call.waiting_on == "extractor"
+            with waiting_for("postgres"):
+                assert call.waiting_on == "postgres"
+            assert call.waiting_on == "extractor"
+        assert call.waiting_on is None
+        check_cancelled()
+        call.cancel()
+        with pytest.raises(CallCancelled):
+            check_cancelled()
+    assert not isinstance(CallCancelled(), Exception)  # mem0's `except Exception` cannot swallow it

@@ -30,6 +30,7 @@ from memory_service.core.ids import ID_PATTERN
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.domain.memories.filters import parse_search_filters
 from memory_service.errors import InvalidRequest
+from memory_service.models.keys import Principal
 from memory_service.models.scope import Scope
 from memory_service.services.container import Services
 from memory_service.storage.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -77,7 +78,7 @@ async def add_memory(
     if not any(m.role == "user" for m in body.messages):
         raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
     if idempotency_key is None:
-        return await _add(body, principal.tenant, engine, settings.default_user_id, services, run_async)
+        return await _add(body, principal, engine, settings.default_user_id, services, run_async)
     store = services.idempotency
     request = {"async": run_async, "body": body.model_dump(mode="json")}
     claim = await store.begin(principal.tenant, check_key(idempotency_key), request)
@@ -85,7 +86,7 @@ async def add_memory(
         headers = {**claim.headers, "Idempotent-Replayed": "true"}
         return JSONResponse(claim.body, status_code=claim.status, headers=headers)
     try:
-        result = await _add(body, principal.tenant, engine, settings.default_user_id, services, run_async)
+        result = await _add(body, principal, engine, settings.default_user_id, services, run_async)
     except BaseException:
         await store.release(claim)
         raise
@@ -98,8 +99,14 @@ async def add_memory(
 
 
 async def _add(
-    body: AddMemoryRequest, tenant: str, engine: MemoryEngine, default_user: str, services: Services, run_async: bool
+    body: AddMemoryRequest,
+    principal: Principal,
+    engine: MemoryEngine,
+    default_user: str,
+    services: Services,
+    run_async: bool,
 ) -> Envelope[AddedMemories] | JSONResponse:
+    tenant = principal.tenant
     command = body.command(default_user)
     if run_async:  # validated exactly as above; the job runs the same command (services/jobs.py)
         jobs = job_runner(services)
@@ -107,7 +114,7 @@ async def _add(
         jobs.wake()
         accepted = ok(JobAccepted(job_id=job.id, state="queued", status_url=status_url(job.id)), "Add queued")
         return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": status_url(job.id)})
-    added = AddedMemories.of(await engine.add(tenant, command))
+    added = AddedMemories.of(await engine.add(tenant, command, caller=principal.key_id))
     noun = "memory" if added.count == 1 else "memories"
     return ok(added, f"{added.count} {noun} stored")
 
@@ -159,6 +166,7 @@ async def search_memories(
         filters=metadata_filters,
         graph_boost=graph_boost,
         include_embedding=include_embedding,
+        caller=principal.key_id,
     )
     memories = [MemoryOut.of(r) for r in records]
     return ok(SearchResults(memories=memories, count=len(memories), query=query), f"{len(memories)} found")

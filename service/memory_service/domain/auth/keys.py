@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from memory_service.core.ids import validate_tenant
-from memory_service.errors import InvalidRequest, NotFound, StartupError
+from memory_service.errors import Forbidden, InvalidRequest, NotFound, StartupError
 from memory_service.models.keys import KeyInfo, Principal, Role
 from memory_service.settings import Settings
 from memory_service.storage.keys import KeyRepository
@@ -45,10 +45,12 @@ class WellKnownKey:
 
 
 # The seed's documented keys: enabled only with APP_ENV=development, so its curls work verbatim.
+# The seed's admin key is development's stand-in for the bootstrap key, so it is an operator
+# (it provisions keys for any tenant, as the test suites and the load tests do).
 WELL_KNOWN_KEYS: tuple[WellKnownKey, ...] = (
     WellKnownKey("mem0_dev_key_123456789", "seed development key", Role.USER),
     WellKnownKey("mem0_docker_key_987654321", "seed docker key", Role.USER),
-    WellKnownKey("mem0_admin_key_111222333", "seed admin key", Role.ADMIN),
+    WellKnownKey("mem0_admin_key_111222333", "seed admin key", Role.OPERATOR),
 )
 
 
@@ -110,7 +112,7 @@ class KeyService:
         """The principal without touching the database: bootstrap key or a fresh cache entry."""
         digest = hash_key(key)
         if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
-            return Principal(BOOTSTRAP_KEY_ID, "default", Role.ADMIN)
+            return Principal(BOOTSTRAP_KEY_ID, "default", Role.OPERATOR, bootstrap=True)
         cached = self._cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
@@ -132,10 +134,25 @@ class KeyService:
         return principal
 
     # -- administration --------------------------------------------------------------------------
+    # `by` is the calling key over HTTP; None is the command line (the host's operator).
 
     def create(
-        self, tenant: str, role: Role, name: str | None = None, rate_limit_per_minute: int | None = None
+        self,
+        tenant: str,
+        role: Role,
+        name: str | None = None,
+        rate_limit_per_minute: int | None = None,
+        *,
+        by: Principal | None = None,
     ) -> tuple[str, KeyInfo]:
+        if by is not None:
+            if not by.manages(tenant):
+                raise Forbidden(
+                    f"An admin key manages the keys of its own tenant ('{by.tenant}') only",
+                    {"tenant": tenant},
+                )
+            if role is Role.OPERATOR and not by.bootstrap:
+                raise Forbidden("Operator keys are created with the command line or the bootstrap key (API_KEY)")
         try:
             validate_tenant(tenant)
         except ValueError as exc:
@@ -146,17 +163,33 @@ class KeyService:
         info = self.repository.insert(hash_key(key), display_prefix(key), tenant, role, name, rate_limit_per_minute)
         return key, info
 
-    def list_keys(self, tenant: str | None = None, include_revoked: bool = False) -> list[KeyInfo]:
+    def list_keys(
+        self, tenant: str | None = None, include_revoked: bool = False, *, by: Principal | None = None
+    ) -> list[KeyInfo]:
+        """Every key (of `tenant`); an admin lists the user and admin keys of its own tenant."""
+        if by is not None and not by.is_operator:
+            if tenant is not None and tenant != by.tenant:
+                raise Forbidden(
+                    f"An admin key manages the keys of its own tenant ('{by.tenant}') only", {"tenant": tenant}
+                )
+            keys = self.repository.list(by.tenant, include_revoked)
+            return [k for k in keys if k.role is not Role.OPERATOR]
         return self.repository.list(tenant, include_revoked)
 
-    def revoke(self, key_id: str) -> KeyInfo:
+    def revoke(self, key_id: str, *, by: Principal | None = None) -> KeyInfo:
+        """Revoke a key; a key an admin may not manage is not found, like a key that does not exist."""
+        not_found = NotFound(f"API key '{key_id}' not found", {"id": key_id})
         try:
             parsed = uuid.UUID(key_id)
         except ValueError:
-            raise NotFound(f"API key '{key_id}' not found", {"id": key_id}) from None
+            raise not_found from None
+        if by is not None and not by.is_operator:
+            current = self.repository.get(parsed)
+            if current is None or current.tenant != by.tenant or current.role is Role.OPERATOR:
+                raise not_found
         info = self.repository.revoke(parsed)
         if info is None:
-            raise NotFound(f"API key '{key_id}' not found", {"id": key_id})
+            raise not_found
         self._cache.clear()
         return info
 

@@ -7,6 +7,11 @@ has a fixed confidence reflecting how often it is right. When spaCy and `en_core
 installed, mem0's spaCy extractor is used instead. mem0 would try to download the spaCy model,
 with no timeout, inside a request when spaCy is present but the model is not: `guard_spacy()`
 marks mem0's loader as failed first, so that never happens.
+
+Extraction is bounded: it reads at most ENTITY_MAX_CHARS characters of a text (the first ones, cut
+at a word boundary) and keeps at most MAX_ENTITIES entities, in time linear in what it reads, and
+it checks the call's cancellation as it goes. A memory may hold a megabyte of text; its entities
+come from its beginning, and one large add cannot hold a worker thread (and the GIL) for minutes.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from memory_service.core.context import current_call
+
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CHARS = 20_000  # ENTITY_MAX_CHARS: about 3,000 words, a long message
+MAX_ENTITIES = 100  # the most confident ones; a memory naming more is a document, not a memory
+_CANCEL_CHECK_EVERY = 2048  # tokens between two looks at the call's cancellation
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,12 +375,34 @@ def _noun_like(word: str) -> bool:
     return lower.endswith(_NOUN_SUFFIXES)
 
 
+def bounded_text(text: str, max_chars: int) -> str:
+    """The first `max_chars` characters of `text`, cut back to a word boundary when one is near."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    if not text[max_chars].isspace():
+        space = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+        if space > max_chars // 2:
+            head = head[:space]
+    return head
+
+
+def _check_cancelled() -> None:
+    context = current_call()
+    if context is not None:
+        context.raise_if_cancelled()
+
+
 class DeterministicExtractor:
     """Offline rules; same text, same entities, on every machine."""
 
     name = "deterministic"
 
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.max_chars = max_chars
+
     def extract(self, text: str) -> list[Entity]:
+        text = bounded_text(text, self.max_chars)
         found: dict[str, Entity] = {}
 
         def add(name: str, kind: str, confidence: float) -> None:
@@ -404,7 +437,9 @@ class DeterministicExtractor:
             run.clear()
 
         previous_end = 0
-        for match in tokens:
+        for index, match in enumerate(tokens):
+            if index % _CANCEL_CHECK_EVERY == 0:
+                _check_cancelled()
             word = match.group(0)
             if run and not _same_name(text[previous_end : match.start()], run[-1]):
                 flush_proper()
@@ -425,10 +460,12 @@ class DeterministicExtractor:
 
         for phrase in self._terms(tokens):
             add(phrase, "term", 0.6)
-        # A name inside a quoted title is the title, not a second entity.
-        titles = [e.key for e in found.values() if e.type == "title"]
-        kept = [e for e in found.values() if e.type == "title" or not any(e.key in t for t in titles)]
-        return sorted(kept, key=lambda e: (-e.confidence, e.key))
+        # A name inside a quoted title is the title, not a second entity. Keys never hold a newline
+        # (white space is collapsed to single spaces), so one search in the titles joined by newlines
+        # is the same as a search in each title, at C speed.
+        titles = "\n".join(e.key for e in found.values() if e.type == "title")
+        kept = [e for e in found.values() if e.type == "title" or e.key not in titles]
+        return sorted(kept, key=lambda e: (-e.confidence, e.key))[:MAX_ENTITIES]
 
     @staticmethod
     def _terms(tokens: list[re.Match[str]]) -> Iterable[str]:
@@ -436,11 +473,10 @@ class DeterministicExtractor:
         chunk: list[str] = []
 
         def emit() -> Iterable[str]:
-            words = chunk[:]
-            while words and (words[0].lower() in _VERB_PREFIX or words[0].lower().endswith("ed")):
-                words.pop(0)
-            while len(words) > 3:
-                words.pop(0)
+            first = 0  # skip leading verbs, then keep the last three words (no pop(0): linear)
+            while first < len(chunk) and (chunk[first].lower() in _VERB_PREFIX or chunk[first].lower().endswith("ed")):
+                first += 1
+            words = chunk[max(first, len(chunk) - 3) :]
             # Names are the proper-noun rule's business: a term is lower-case words (and acronyms).
             plain = all(not _is_capitalised(w) or (w.isupper() and len(w) >= 2) for w in words)
             if len(words) >= 2 and plain and _noun_like(words[-1]):
@@ -462,15 +498,19 @@ class SpacyExtractor:
     name = "spacy"
     _confidence = {"PERSON": 0.9, "ORG": 0.9, "GPE": 0.9, "LOC": 0.85, "PRODUCT": 0.85, "WORK_OF_ART": 0.85}
 
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.max_chars = max_chars
+
     def extract(self, text: str) -> list[Entity]:
         from mem0.utils.entity_extraction import extract_entities
 
+        _check_cancelled()
         entities: dict[str, Entity] = {}
-        for kind, name in extract_entities(text):
+        for kind, name in extract_entities(bounded_text(text, self.max_chars)):
             entity = Entity(name, kind.lower(), self._confidence.get(kind.upper(), 0.7))
             if entity.key and entity.key not in entities:
                 entities[entity.key] = entity
-        return list(entities.values())
+        return list(entities.values())[:MAX_ENTITIES]
 
 
 def spacy_model_installed() -> bool:
@@ -493,11 +533,11 @@ def guard_spacy() -> None:
         log.info("spaCy is installed without en_core_web_sm: mem0's spaCy features stay off (no download)")
 
 
-def make_extractor() -> Extractor:
+def make_extractor(max_chars: int = DEFAULT_MAX_CHARS) -> Extractor:
     guard_spacy()
     if spacy_model_installed():
-        return SpacyExtractor()
-    return DeterministicExtractor()
+        return SpacyExtractor(max_chars)
+    return DeterministicExtractor(max_chars)
 
 
 def merge_entities(extracted: list[Entity], given: Iterable[str]) -> list[Entity]:

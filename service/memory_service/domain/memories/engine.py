@@ -5,6 +5,17 @@ so every call runs on a bounded thread pool and is awaited with a deadline: a hu
 the client a 503 after the deadline, not a stuck event loop. Scoping is by the tenant-qualified
 user id (models/scope.py); reads by id check the owner and answer 404 for anyone else's memory,
 so ids reveal nothing across tenants.
+
+Deadlines are kept, not merely reported (docs/architecture.md, "Deadlines and cancellation"):
+
+- at its deadline a call is cancelled: the extractor, the embedder and every database block
+  check for it, and the database connection it is blocked on is interrupted, so its thread
+  stops within moments instead of running on for nobody (it is awaited for up to STOP_GRACE);
+- each write operation is one transaction (the call's unit of work, storage/database.py) that
+  commits through a handshake with the deadline: either the 503 wins and nothing is stored, or
+  the commit wins and the answer is its outcome, however late;
+- the 503 names what the call was waiting on (postgres, embedder, extractor, ollama);
+- adds and searches are admitted per key (admission.py), so one key cannot hold every thread.
 """
 
 from __future__ import annotations
@@ -13,6 +24,8 @@ import asyncio
 import contextvars
 import functools
 import logging
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +39,10 @@ from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStore
 from mem0.exceptions import MemoryError as Mem0Error
 from opentelemetry import trace
 
-from memory_service.core.context import CallCancelled, CallContext, call_context, current_call
+from memory_service.core.context import CallCancelled, CallContext, call_context, current_call, waiting_for
 from memory_service.core.timefmt import now_rfc3339
 from memory_service.domain.entities.extractor import Extractor, merge_entities, payload_fields
+from memory_service.domain.memories.admission import KeyGate, Slot
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Inference, Message
 from memory_service.domain.memories.metadata import validate_metadata
 from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
@@ -44,6 +58,15 @@ from memory_service.storage.memory_table import MemoryTable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _tracer = trace.get_tracer(__name__)
+STOP_GRACE = 2.0  # how long a cancelled call's thread is awaited before the 503 goes out anyway
+
+
+class _Unembedded(Exception):
+    """Ollama failed to embed some extracted facts: the whole add is rolled back (503)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
 
 
 def parse_memory_id(memory_id: str) -> str:
@@ -52,17 +75,6 @@ def parse_memory_id(memory_id: str) -> str:
         return str(uuid.UUID(memory_id))
     except (ValueError, AttributeError, TypeError):
         raise MemoryNotFound(memory_id) from None
-
-
-def _log_abandoned(future: asyncio.Future[Any]) -> None:
-    """A call that outlived its deadline finished later; say how, since nobody awaits it."""
-    if future.cancelled():
-        return
-    exc = future.exception()
-    if isinstance(exc, CallCancelled):
-        log.info("a call abandoned at its deadline was rolled back")
-    elif exc is not None:
-        log.warning("a call abandoned at its deadline failed later: %s", exc.__class__.__name__)
 
 
 class MemoryEngine:
@@ -87,7 +99,13 @@ class MemoryEngine:
         self.after_write: Callable[[], None] = after_write or (lambda: None)
         self.inference = settings.inference_enabled
         self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
-        self._executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="mem0")
+        self.threads = settings.engine_threads
+        self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="mem0")
+        self.gate = KeyGate(settings.key_concurrency_limit, settings.key_concurrency_wait)
+        self._counts_lock = threading.Lock()
+        self._submitted = 0  # calls handed to the pool and not finished
+        self._running = 0  # of those, calls a thread is running
+        self._stragglers = 0  # cancelled calls whose thread had not stopped within STOP_GRACE
         # Each database call is bounded by DB_TIMEOUT (pool wait, statement timeout); a whole
         # operation (many calls, embeddings) by REQUEST_TIMEOUT, plus the Ollama budget when it
         # waits for Ollama: each Ollama call, retries included, ends within OLLAMA_TIMEOUT
@@ -102,28 +120,110 @@ class MemoryEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def saturation(self) -> dict[str, int]:
+        """What /health reports: threads busy, calls queued for a thread, stragglers, admission."""
+        with self._counts_lock:
+            running, submitted, stragglers = self._running, self._submitted, self._stragglers
+        return {
+            "threads": self.threads,
+            "threads_busy": running,
+            "queued": max(0, submitted - running),
+            "stragglers": stragglers,
+            **self.gate.snapshot(),
+        }
+
     async def _run(
-        self, fn: Callable[..., T], *args: Any, user_key: str | None = None, dependency: str = "postgres"
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        user_key: str | None = None,
+        dependency: str = "postgres",
+        write: bool = False,
+        slot: Slot | None = None,
     ) -> T:
         """Run a blocking call off the event loop with a deadline, in a call context (core/context.py)
-        that carries the owner and the cancellation into mem0's callbacks."""
-        call = CallContext(user_key=user_key)
+        that carries the owner, the deadline and the cancellation into mem0's callbacks.
+
+        A write runs in one unit of work that commits through the call's handshake. At the
+        deadline the call is cancelled; if that wins, its thread is interrupted and awaited for up
+        to STOP_GRACE, and the 503 names what it was waiting on. If the commit won, its outcome is
+        awaited (up to COMMIT_TIMEOUT, then the connection is cut and the outcome looked up).
+        """
+        timeout = self._timeouts.get(dependency, self.settings.request_timeout)
+        call = CallContext(user_key=user_key, deadline=time.monotonic() + timeout)
 
         def scoped() -> T:
-            with call_context(call):
-                return fn(*args)
+            with self._counts_lock:
+                self._running += 1
+            try:
+                with call_context(call):
+                    if not write:
+                        return fn(*args)
+                    unit = self.db.unit_of_work(call)
+                    try:
+                        result = fn(*args)
+                    except BaseException:
+                        unit.rollback()
+                        raise
+                    unit.commit()
+                    return result
+            finally:
+                with self._counts_lock:
+                    self._running -= 1
 
         context = contextvars.copy_context()  # traces and log fields follow the call into the thread
         future = asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(context.run, scoped))
-        timeout = self._timeouts.get(dependency, self.settings.request_timeout)
+        with self._counts_lock:
+            self._submitted += 1
+        future.add_done_callback(self._finished)
+        if slot is not None:
+            slot.hold(future)
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            call.cancelled.set()
-            future.add_done_callback(_log_abandoned)
-            if call.waiting_on is not None:  # e.g. an embedding waiting on Ollama, not Postgres
-                dependency = call.waiting_on
-            raise ServiceUnavailable(dependency, f"{dependency} did not answer within {timeout:g}s") from None
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+            if not done:
+                component = call.waiting_on or dependency  # what it waits on now, before it unwinds
+                if call.cancel():
+                    await self._await_stop(future)
+                    raise ServiceUnavailable(component, f"{component} did not answer within {timeout:g}s")
+                # The commit won the race with the deadline: the client gets its outcome.
+                done, _ = await asyncio.wait({future}, timeout=self.settings.commit_timeout)
+                if not done:
+                    call.interrupt_now()
+                    await asyncio.wait({future})
+        except asyncio.CancelledError:  # the request itself was cancelled: stop the call too
+            call.cancel()
+            raise
+        return self._result(future)
+
+    def _finished(self, future: asyncio.Future[Any]) -> None:
+        with self._counts_lock:
+            self._submitted -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved: a call nobody awaits anymore must not log "never retrieved"
+
+    async def _await_stop(self, future: asyncio.Future[Any]) -> None:
+        done, _ = await asyncio.wait({future}, timeout=STOP_GRACE)
+        if done:
+            return
+        with self._counts_lock:
+            self._stragglers += 1
+        log.warning("a call cancelled at its deadline is still running after %.0fs", STOP_GRACE)
+
+        def stopped(_: asyncio.Future[Any]) -> None:
+            with self._counts_lock:
+                self._stragglers -= 1
+
+        future.add_done_callback(stopped)
+
+    def _result(self, future: asyncio.Future[T]) -> T:
+        try:
+            return future.result()
+        except CallCancelled:  # only after a cancel we made; the caller was answered already
+            raise ServiceUnavailable("postgres") from None
+        except _Unembedded as exc:
+            raise ServiceUnavailable(
+                "ollama", f"Ollama failed to embed {exc.count} extracted fact(s); nothing was stored, retry later"
+            ) from None
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable("postgres") from exc
         except LLMError as exc:  # mem0 wraps every LLM failure; ours carry the reason (providers/ollama.py)
@@ -136,6 +236,18 @@ class MemoryEngine:
             raise InvalidRequest(exc.message, {"mem0_code": exc.error_code}) from exc
         except ValueError as exc:  # mem0 validates its arguments with ValueError
             raise InvalidRequest(str(exc)) from exc
+
+    @asynccontextmanager
+    async def _admitted(self, caller: str | None) -> AsyncIterator[Slot | None]:
+        """The caller's admission slot for one operation (none for internal callers: jobs)."""
+        if caller is None:
+            yield None
+            return
+        slot = await self.gate.acquire(caller)
+        try:
+            yield slot
+        finally:
+            slot.release()
 
     @asynccontextmanager
     async def _operation(self, name: str) -> AsyncIterator[None]:
@@ -168,13 +280,15 @@ class MemoryEngine:
         return record
 
     def _entity_fields(self, content: str, given: Iterable[str] = ()) -> dict[str, Any]:
-        return payload_fields(merge_entities(self.extractor.extract(content), given))
+        with waiting_for("extractor"):
+            return payload_fields(merge_entities(self.extractor.extract(content), given))
 
     # -- operations ----------------------------------------------------------------------------
 
-    async def add(self, tenant: str, command: AddCommand) -> AddOutcome:
+    async def add(self, tenant: str, command: AddCommand, *, caller: str | None = None) -> AddOutcome:
+        """Store an add; `caller` (the API key) is admitted per key (admission.py)."""
         validate_metadata(command.metadata)  # again here: every surface, not only HTTP, adds
-        async with self._operation("add"):
+        async with self._operation("add"), self._admitted(caller) as slot:
             scope = command.scope(tenant)
             messages = list(command.messages)
             metadata = dict(command.metadata)
@@ -187,9 +301,16 @@ class MemoryEngine:
                 "tenant_id": scope.tenant,
             }
             if infer:
-                return await self._add_inferred(scope, messages, base, given_entities)
+                return await self._add_inferred(scope, messages, base, given_entities, slot)
             records = await self._run(
-                self._store_messages, scope, messages, base, given_entities, user_key=scope.user_key
+                self._store_messages,
+                scope,
+                messages,
+                base,
+                given_entities,
+                user_key=scope.user_key,
+                write=True,
+                slot=slot,
             )
             self.after_write()
             return AddOutcome(records, "none")
@@ -227,21 +348,20 @@ class MemoryEngine:
             records.extend(MemoryRecord.from_payload(str(r["id"]), payload) for r in result.get("results", []))
         return records
 
-    def _add_as_given(self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]) -> list[str]:
-        return [record.id for record in self._store_messages(scope, messages, base, given)]
-
     async def _add_inferred(
-        self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
+        self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str], slot: Slot | None
     ) -> AddOutcome:
         """mem0 extracts facts with the LLM; when it yields nothing usable, keep the messages as given.
 
         mem0 answers "no memories" alike for an unusable model answer (it logs and returns nothing)
         and for facts it already stores (hash dedup); the extraction report tells them apart, so
-        only the first falls back. Facts Ollama failed to embed are not silently dropped: 503.
+        only the first falls back. Facts Ollama failed to embed are not silently dropped: the
+        whole add is rolled back and answered 503, so a retry stores every fact once. Extraction
+        (the facts with their entities) and the fallback are one call and one transaction.
         """
         entries = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages]
 
-        def extract() -> tuple[list[str], str | None, int]:
+        def extract() -> tuple[list[MemoryRecord], Inference]:
             # Each fact gets its entities in the insert itself (storage/vector_store.py), so the
             # stored memory, its graph outbox row and its memory.created event are complete at once.
             call = current_call()
@@ -256,25 +376,23 @@ class MemoryEngine:
                     metadata=base,
                     infer=True,
                 )
+            call.payload_fields = None
+            if report.unembedded:
+                raise _Unembedded(len(report.unembedded))
             ids = [str(r["id"]) for r in result.get("results", []) if r.get("event") == "ADD"]
-            return ids, report.outcome, len(report.unembedded)
+            outcome = report.outcome
+            if not ids and outcome == "extracted":
+                log.info("every extracted fact is already stored; nothing added")
+            elif not ids and any(m.role == "user" for m in messages):
+                INFERENCE_FALLBACKS.labels(outcome or "no_facts").inc()
+                log.warning("inference produced no memories (%s); storing the user messages as given", outcome)
+                return self._store_messages(scope, messages, {**base, "inference": "fallback"}, given), "fallback"
+            records = self.table.fetch(ids)  # in the unit of work: it sees the facts just inserted
+            return [records[i] for i in ids if i in records], "extracted"
 
-        ids, outcome, unembedded = await self._run(extract, user_key=scope.user_key, dependency="ollama")
-        mode: Inference = "extracted"
-        if unembedded:
-            self.after_write()  # the facts that were stored stay; a retry does not store them twice
-            raise ServiceUnavailable("ollama", f"Ollama failed to embed {unembedded} extracted fact(s); retry later")
-        if not ids and outcome == "extracted":
-            log.info("every extracted fact is already stored; nothing added")
-        elif not ids and any(m.role == "user" for m in messages):
-            INFERENCE_FALLBACKS.labels(outcome or "no_facts").inc()
-            log.warning("inference produced no memories (%s); storing the user messages as given", outcome)
-            fallback = {**base, "inference": "fallback"}
-            ids = await self._run(self._add_as_given, scope, messages, fallback, given, user_key=scope.user_key)
-            mode = "fallback"
-        records = await self._run(lambda: self.table.fetch(ids))
+        records, mode = await self._run(extract, user_key=scope.user_key, dependency="ollama", write=True, slot=slot)
         self.after_write()
-        return AddOutcome([records[i] for i in ids if i in records], mode)
+        return AddOutcome(records, mode)
 
     async def search(
         self,
@@ -286,8 +404,9 @@ class MemoryEngine:
         filters: dict[str, Any],
         graph_boost: bool = False,
         include_embedding: bool = False,
+        caller: str | None = None,
     ) -> list[MemoryRecord]:
-        async with self._operation("search"):
+        async with self._operation("search"), self._admitted(caller) as slot:
             mem0_filters: dict[str, Any] = {**filters, "user_id": scope.user_key}
             if scope.agent_id is not None:
                 mem0_filters["agent_id"] = scope.agent_id
@@ -312,7 +431,7 @@ class MemoryEngine:
                         record.embedding = vectors[record.id].embedding if record.id in vectors else None
                 return records
 
-            return await self._run(run, user_key=scope.user_key)
+            return await self._run(run, user_key=scope.user_key, slot=slot)
 
     def _boost(self, query: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Raise memories that mention an entity of the query by GRAPH_BOOST_WEIGHT.
@@ -321,7 +440,8 @@ class MemoryEngine:
         between mentions of one entity and would reorder them by extraction rule, not relevance);
         normalised so scores stay in [0, 1]. bench/graph_boost.py measured the weight.
         """
-        query_keys = {e.key for e in self.extractor.extract(query)}
+        with waiting_for("extractor"):
+            query_keys = {e.key for e in self.extractor.extract(query)}
         if not query_keys:
             return records
         weight = self.settings.graph_boost_weight
@@ -350,21 +470,24 @@ class MemoryEngine:
             current = await self._owned(tenant, memory_id)
             changes = dict(metadata or {})
             given = changes.pop("entities", None)
-            if content is not None or given is not None:
-                text = content if content is not None else current.content
-                changes.update(self._entity_fields(text, given or []))
-            await self._run(
-                lambda: self.memory.update(current.id, text=content, metadata=changes or None),
-                user_key=owner_key(tenant, current.user_id),
-            )
+
+            def write() -> MemoryRecord:
+                if content is not None or given is not None:
+                    text = content if content is not None else current.content
+                    changes.update(self._entity_fields(text, given or []))
+                self.memory.update(current.id, text=content, metadata=changes or None)
+                # Read back in the same transaction: once committed, the answer is this record.
+                return self.table.fetch([current.id])[current.id]
+
+            record = await self._run(write, user_key=owner_key(tenant, current.user_id), write=True)
             self.after_write()
-            return await self._owned(tenant, current.id)
+            return record
 
     async def delete(self, tenant: str, memory_id: str) -> None:
         async with self._operation("delete"):
             current = await self._owned(tenant, memory_id)
             owner = owner_key(tenant, current.user_id)
-            await self._run(lambda: self.memory.delete(current.id), user_key=owner)
+            await self._run(lambda: self.memory.delete(current.id), user_key=owner, write=True)
             self.after_write()
 
     async def history(self, tenant: str, memory_id: str) -> list[HistoryEntry]:
@@ -398,7 +521,7 @@ class MemoryEngine:
 
     async def erase_user(self, scope: Scope) -> int:
         async with self._operation("erase"):
-            ids = await self._run(lambda: self.table.erase_user(scope.user_key))
+            ids = await self._run(lambda: self.table.erase_user(scope.user_key), write=True)
             self.after_write()
             return len(ids)
 
