@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
 ]
 GRAFANA_URL = "http://127.0.0.1:9/grafana/d/memory-service"  # linked, never fetched
 DESKTOP = {"width": 1100, "height": 760}
+TIMEOUT_MS = 60_000  # for a step of a page, generous: the machine may be busy (a search embeds the query)
 START_TIMEOUT = 240.0  # a first start creates the embedded Postgres: slow on a busy machine
 _FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a status of \d+ \(.*\)")
 
@@ -151,6 +152,7 @@ class Watched:
 
 
 def watch(context: BrowserContext, base: str) -> Watched:
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     watched = Watched(page, base)
 
@@ -181,7 +183,7 @@ def watch(context: BrowserContext, base: str) -> Watched:
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Asia/Tokyo")
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(TIMEOUT_MS)
     yield context
     context.close()
 

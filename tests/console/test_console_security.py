@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Iterator
@@ -9,16 +10,28 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import psycopg
+import pytest
 from playwright.sync_api import BrowserContext
 
 from tests.console.conftest import Tenant, Watched
-from tests.support.server import ADMIN_KEY, ServiceProcess, free_port, new_tenant_key
+from tests.support.server import ADMIN_KEY, ServiceProcess, embedded_conninfo, free_port, new_tenant_key
 
 HOSTILE = (
     "<img src=x onerror=alert(1)>",
     "<script>alert('script')</script>",
     '"><svg onload=alert(3)><a href="javascript:alert(4)">click</a>',
 )
+
+
+def _http_sign_in(client: httpx.Client, key: str, origin: str) -> httpx.Response:
+    """Sign in as the form does: fetch it (its token and cookie), post the key with the token."""
+    form = client.get("/console/login")
+    token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+    assert token is not None
+    return client.post(
+        "/console/login", data={"api_key": key, "signin_token": token.group(1)}, headers={"Origin": origin}
+    )
 
 
 def _session_cookie(context: BrowserContext) -> str:
@@ -272,14 +285,7 @@ def test_console_pages_count_against_the_keys_rate_limit(console_service: Servic
     with console_service.client(ADMIN_KEY) as admin:
         key = new_tenant_key(admin, "console-limited", rate_limit=3)
     with httpx.Client(base_url=console_service.url) as client:
-        form = client.get("/console/login")
-        token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
-        assert token is not None
-        signed_in = client.post(
-            "/console/login",
-            data={"api_key": key, "signin_token": token.group(1)},
-            headers={"Origin": console_service.url},
-        )
+        signed_in = _http_sign_in(client, key, console_service.url)
         assert signed_in.status_code == 303  # 1
         assert signed_in.headers["x-ratelimit-limit"] == "3"
         assert [client.get("/console/users").status_code for _ in range(2)] == [200, 200]  # 2, 3
@@ -304,3 +310,59 @@ def test_wrong_keys_are_refused_without_echoing_them(console: Watched, console_s
     assert not [c for c in page.context.cookies() if c["name"] == "console_session"]
     assert console.errors == [] or all("401" in e for e in console.errors)
     assert console.dialogs == []
+
+
+@pytest.mark.parametrize(
+    ("kept", "ended"),
+    [
+        # idle: 29 minutes without a request keep the session (and restart its clock); 31 end it
+        ("last_seen_at = now() - interval '29 minutes'", "last_seen_at = now() - interval '31 minutes'"),
+        # absolute: a session in use still ends at its deadline
+        ("expires_at = now() + interval '1 minute'", "expires_at = now() - interval '1 second'"),
+    ],
+    ids=["idle", "absolute"],
+)
+def test_sessions_expire_when_idle_and_at_their_deadline(
+    console_service: ServiceProcess, new_tenant: type[Tenant], kept: str, ended: str
+) -> None:
+    """Time is moved by moving the session's own timestamps in the service's database."""
+    t = new_tenant()
+    with httpx.Client(base_url=console_service.url) as client:
+        assert _http_sign_in(client, t.user_key, console_service.url).status_code == 303
+        id_hash = hashlib.sha256(str(client.cookies["console_session"]).encode()).hexdigest()
+        with psycopg.connect(embedded_conninfo(console_service.data_dir), autocommit=True) as db:
+            db.execute(f"UPDATE console_sessions SET {kept} WHERE id_hash = %s", (id_hash,))
+            assert client.get("/console/users").status_code == 200
+            db.execute(f"UPDATE console_sessions SET {ended} WHERE id_hash = %s", (id_hash,))
+            ended_response = client.get("/console/users")
+        assert ended_response.status_code == 303
+        assert ended_response.headers["location"] == "/console/login?notice=expired"
+
+
+def test_signing_in_again_replaces_the_session(console_service: ServiceProcess, new_tenant: type[Tenant]) -> None:
+    """A sign-in form posted from a browser that still has a session (a second tab) replaces that
+    session: the old one ends, so none outlives its replacement (no fixation, nothing left over)."""
+    t = new_tenant()
+    with httpx.Client(base_url=console_service.url) as first_tab:
+        assert _http_sign_in(first_tab, t.user_key, console_service.url).status_code == 303
+        first = str(first_tab.cookies["console_session"])
+    with httpx.Client(base_url=console_service.url) as second_tab:
+        form = second_tab.get("/console/login")
+        token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+        assert token is not None
+    with httpx.Client(base_url=console_service.url) as browser:  # both tabs' cookies, as one browser sends them
+        again = browser.post(
+            "/console/login",
+            data={"api_key": t.admin_key, "signin_token": token.group(1)},
+            headers={
+                "Origin": console_service.url,
+                "Cookie": f"console_session={first}; console_signin={token.group(1)}",
+            },
+        )
+        assert again.status_code == 303
+        second = again.cookies["console_session"]
+        assert second != first
+        admin_page = browser.get("/console/users", headers={"Cookie": f"console_session={second}"})
+        assert "API keys" in admin_page.text  # the admin's session now
+        old = browser.get("/console/users", headers={"Cookie": f"console_session={first}"})
+        assert old.headers["location"] == "/console/login?notice=expired"

@@ -22,8 +22,11 @@ CREATABLE_ROLES = (Role.USER, Role.ADMIN)
 
 
 async def _tenant_keys(request: Request, tenant: str) -> list[KeyInfo]:
+    """The tenant's user and admin keys, active first: the keys an admin key may manage (a key
+    of any other role, such as a service-wide operator key, is neither listed nor revocable)."""
     keys = await blocking(request, services_of(request).keys.list_keys, tenant, True)
-    return sorted(keys, key=lambda k: (k.revoked_at is not None, k.created_at), reverse=False)
+    managed = [k for k in keys if k.role in CREATABLE_ROLES]
+    return sorted(managed, key=lambda k: (k.revoked_at is not None, k.created_at))
 
 
 @router.get("/keys")

@@ -33,7 +33,6 @@ from memory_service.api.console.web import (
 from memory_service.api.routes.jobs import JobOut
 from memory_service.api.schemas import UpdateMemoryRequest, check_sizes
 from memory_service.core.ids import is_valid_id
-from memory_service.domain.auth.sessions import hash_session_id
 from memory_service.errors import Forbidden, InvalidRequest, MemoryNotFound, NotFound, ServiceUnavailable
 from memory_service.models.memory import MemoryRecord
 from memory_service.models.scope import Scope
@@ -104,10 +103,13 @@ async def login(request: Request) -> Response:
             request.state.ratelimit = state
         return _login_form(request, "Enter a valid API key." if not key else "That key is not valid.", status=401)
     session_id, principal = opened
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # signing in again replaces the browser's session: the old one ends now
+        await blocking(request, services.sessions.end, previous)
     try:
         state = await services.limiter.check(principal.key_id, "key", principal.rate_limit_per_minute)
     except BaseException:
-        await blocking(request, services.sessions.store.revoke, hash_session_id(session_id))
+        await blocking(request, services.sessions.end, session_id)
         raise
     if state is not None:
         request.state.ratelimit = state

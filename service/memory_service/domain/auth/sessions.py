@@ -87,6 +87,10 @@ class SessionService:
     def close(self, session: ConsoleSession) -> None:
         self.store.revoke(session.id_hash)
 
+    def end(self, session_id: str) -> None:
+        """End a session known only by its cookie's id (replaced at sign-in, or refused)."""
+        self.store.revoke(hash_session_id(session_id))
+
     def key_revoked(self, key_id: str) -> int:
         """End the sessions of a key just revoked (its next request would fail anyway)."""
         if key_id == BOOTSTRAP_KEY_ID:
