@@ -35,7 +35,7 @@ def test_an_admin_creates_copies_and_revokes_a_key(
     facts = page.locator("dl.facts").inner_text()
     assert "7 requests per minute" in facts
     assert t.name in facts
-    page.screenshot(path=str(screenshots / "key-created.png"), mask=[page.locator("#new-key")])
+    page.screenshot(path=str(screenshots / "key-created.png"), mask=[page.locator("#new-key")], mask_color="#c9d1da")
     copy = page.locator("button[data-copy]")
     assert copy.is_visible()
     copy.click()
