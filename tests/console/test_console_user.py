@@ -163,6 +163,16 @@ def test_edit_text_and_metadata_then_delete(console: Watched, new_tenant: type[T
     page.fill("#metadata", json.dumps({**metadata, "confidence": "high", "user_id": "someone-else"}))
     page.click("button:has-text('Save changes')")
     assert "reserved" in page.locator("#edit-error").inner_text()
+    page.fill("#metadata", '{"confidence": NaN}')
+    page.click("button:has-text('Save changes')")
+    assert "Metadata cannot be stored: NaN" in page.locator("#edit-error").inner_text()
+    nul = page.request.post(
+        console.url(f"/memories/{memory_id}"),
+        form={"csrf_token": console.csrf_token(), "content": "Lives in\x00Hamburg", "metadata": "{}"},
+        headers={"Origin": console.base},
+    )
+    assert nul.status == 400
+    assert "NUL characters are not allowed" in nul.text()
     assert _api_memory(t, memory_id) == stored
 
     page.click("summary:has-text('Delete this memory')")

@@ -33,6 +33,7 @@ from memory_service.api.console.web import (
 from memory_service.api.routes.jobs import JobOut
 from memory_service.api.schemas import UpdateMemoryRequest, check_sizes
 from memory_service.core.ids import is_valid_id
+from memory_service.core.json_rules import JSONProblem, loads_strict
 from memory_service.errors import Forbidden, InvalidRequest, MemoryNotFound, NotFound, ServiceUnavailable
 from memory_service.models.memory import MemoryRecord
 from memory_service.models.scope import Scope
@@ -251,7 +252,9 @@ async def edit_memory(request: Request, post: PostDep, memory_id: str) -> Respon
         )
 
     try:
-        submitted = json.loads(metadata_text) if metadata_text.strip() else {}
+        submitted = loads_strict(metadata_text) if metadata_text.strip() else {}
+    except JSONProblem as exc:  # NaN, Infinity, NUL: what the API refuses in every body
+        return await again(f"Metadata cannot be stored: {exc}.")
     except ValueError as exc:
         return await again(f"Metadata is not valid JSON: {exc}")
     if not isinstance(submitted, dict):

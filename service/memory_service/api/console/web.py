@@ -33,8 +33,9 @@ from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memory_service import __version__
+from memory_service.core.json_rules import has_nul
 from memory_service.domain.auth.sessions import ConsoleSession
-from memory_service.errors import Forbidden, ServiceUnavailable
+from memory_service.errors import Forbidden, InvalidRequest, ServiceUnavailable
 from memory_service.models.keys import Principal
 from memory_service.observability.metrics import AUTH_FAILURES
 from memory_service.services.container import Services
@@ -253,10 +254,20 @@ def require_same_origin(request: Request) -> None:
         raise Forbidden("Cross-origin request refused")
 
 
+async def _form(request: Request) -> FormData:
+    """The posted fields, no files. A NUL character (`%00` in a form, which the middleware's body
+    check does not see) is refused here, as the API refuses it in every body."""
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    for name, value in form.multi_items():
+        if isinstance(value, str) and has_nul(value):
+            raise InvalidRequest(f"NUL characters are not allowed (field '{name[:40]}')", {"field": name[:40]})
+    return form
+
+
 async def read_form(request: Request) -> FormData:
     """The posted fields (no files), after the origin check."""
     require_same_origin(request)
-    return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    return await _form(request)
 
 
 async def _checked_form(request: Request) -> tuple[ConsoleSession, FormData]:
@@ -264,7 +275,7 @@ async def _checked_form(request: Request) -> tuple[ConsoleSession, FormData]:
     session, then its synchronizer token."""
     require_same_origin(request)
     session = await _session(request)
-    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    form = await _form(request)
     token = form.get(CSRF_FIELD)
     if not session.csrf_matches(token if isinstance(token, str) else None):
         AUTH_FAILURES.labels("forbidden").inc()
