@@ -47,7 +47,12 @@ _FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a
 def console_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     service = ServiceProcess(
         tmp_path_factory.mktemp("console-service"),
-        {"RATE_LIMIT_PER_MINUTE": "6000", "RATE_LIMIT_BURST": "1000", "GRAFANA_URL": GRAFANA_URL},
+        {
+            "RATE_LIMIT_PER_MINUTE": "6000",
+            "RATE_LIMIT_BURST": "1000",
+            "GRAFANA_URL": GRAFANA_URL,
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the test's receiver listens on loopback
+        },
     )
     try:
         service.start(timeout=START_TIMEOUT)

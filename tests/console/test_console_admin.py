@@ -4,12 +4,16 @@ rate limits, the health panel; and what a user key may not do there."""
 from __future__ import annotations
 
 import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
 from tests.console.conftest import GRAFANA_URL, Tenant, Watched
-from tests.support.server import ServiceProcess
+from tests.support.server import ServiceProcess, free_port
 
 
 def test_an_admin_creates_copies_and_revokes_a_key(
@@ -145,3 +149,94 @@ def test_a_user_key_cannot_open_the_admin_pages(
     keys = t.admin_api.get("/v1/admin/keys", params={"tenant": t.name}).json()["data"]["keys"]
     assert "escalate" not in [k["name"] for k in keys]
     console.assert_quiet()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.received.append((str(self.headers.get("webhook-id")), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _delivery_states(console: Watched, webhook_id: str, expected: int) -> list[list[str]]:
+    """The deliveries table (event, state), reloaded until `expected` rows are all finished."""
+    deadline = time.monotonic() + 60
+    while True:
+        console.goto(f"/admin/webhooks/{webhook_id}")
+        rows = console.page.locator("table.deliveries tbody tr")
+        states = [rows.nth(i).locator("td").all_inner_texts()[:2] for i in range(rows.count())]
+        if len(states) >= expected and all(state != "pending" for _, state in states):
+            return states
+        assert time.monotonic() < deadline, f"deliveries still {states}"
+        time.sleep(0.5)
+
+
+def test_an_admin_manages_webhooks_and_sees_their_deliveries(
+    console: Watched, new_tenant: type[Tenant], console_service: ServiceProcess, screenshots: Path
+) -> None:
+    t, other = new_tenant(), new_tenant("other")
+    _Receiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        console.sign_in(t.admin_key)
+        page = console.page
+        page.click("nav >> text=Webhooks")
+        page.wait_for_url(re.compile(r".*/admin/webhooks$"))
+        assert "No webhooks in this tenant" in page.locator("main").inner_text()
+        page.fill("#url", f"http://127.0.0.1:{server.server_address[1]}/hook")
+        page.fill("#description", "CRM sync")
+        for box in page.locator("input[name=event_types]").all():
+            if box.get_attribute("value") != "memory.created":
+                box.uncheck()
+        page.click("button:has-text('Create webhook')")
+        secret = page.locator("#new-secret").inner_text()
+        assert secret.startswith("whsec_")
+        page.click("text=See its deliveries")
+        webhook_id = page.url.rsplit("/", 1)[1]
+        listed = t.admin_api.get("/v1/webhooks").json()["data"]["webhooks"]
+        assert [(w["id"], w["event_types"]) for w in listed] == [(webhook_id, ["memory.created"])]
+        assert secret not in page.content()
+
+        t.add("wendy", "Delivered to the CRM")
+        page.click("button:has-text('Send a test event')")
+        page.wait_for_url(re.compile(r".*notice=webhook-test-queued$"))
+        states = _delivery_states(console, webhook_id, 2)
+        assert sorted(states) == [["memory.created", "succeeded"], ["webhook.test", "succeeded"]]
+        api = t.admin_api.get(f"/v1/webhooks/{webhook_id}/deliveries").json()["data"]["deliveries"]
+        assert sorted(d["event_type"] for d in api) == ["memory.created", "webhook.test"]
+        assert len(_Receiver.received) == 2
+        page.screenshot(path=str(screenshots / "webhook.png"))
+
+        page.click("button:has-text('Disable')")
+        page.wait_for_url(re.compile(r".*notice=webhook-disabled$"))
+        assert t.admin_api.get(f"/v1/webhooks/{webhook_id}").json()["data"]["enabled"] is False
+
+        # Another tenant's admin cannot see or touch it.
+        with httpx.Client(base_url=console_service.url) as client:
+            form = client.get("/console/login")
+            token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+            assert token is not None
+            client.post(
+                "/console/login",
+                data={"api_key": other.admin_key, "signin_token": token.group(1)},
+                headers={"Origin": console_service.url},
+            )
+            assert client.get(f"/console/admin/webhooks/{webhook_id}").status_code == 404
+            assert webhook_id not in client.get("/console/admin/webhooks").text
+
+        page.click("summary:has-text('Delete this webhook')")
+        page.click("button:has-text('Delete webhook')")
+        page.wait_for_url(re.compile(r".*/admin/webhooks\?notice=webhook-deleted$"))
+        assert t.admin_api.get("/v1/webhooks").json()["data"]["webhooks"] == []
+        console.assert_quiet()
+    finally:
+        server.shutdown()
+        server.server_close()

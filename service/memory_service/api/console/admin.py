@@ -1,19 +1,22 @@
-"""The console's admin pages: API keys (create, shown once; list; revoke), their rate limits, and
-the health panel. Everything is limited to the signed-in key's own tenant, through the key
-service's tenant filter: an admin key administers its tenant, not the service.
+"""The console's admin pages: API keys (create, shown once; list; revoke), their rate limits,
+webhooks and their deliveries, and the health panel. Everything is limited to the signed-in
+key's own tenant (the key service's tenant filter, the webhook service's tenant argument): an
+admin key administers its tenant, not the service.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from memory_service import __version__
 from memory_service.api.console.web import AdminPostDep, AdminSessionDep, blocking, field, redirect, render, services_of
 from memory_service.errors import InvalidRequest, NotFound
 from memory_service.models.keys import KeyInfo, Role
+from memory_service.models.webhooks import EVENT_TYPES
 
 router = APIRouter(prefix="/admin")
 
@@ -127,7 +130,95 @@ async def health_page(request: Request, session: AdminSessionDep) -> HTMLRespons
     return render(request, "health.html", context)
 
 
-# -- Webhooks -----------------------------------------------------------------------------------
-# Webhooks (their subscriptions and deliveries) are being built on the `webhooks` branch and are
-# not in this release. Their admin pages go here, under /admin/webhooks, with a "Webhooks" entry
-# in the admin navigation (templates/base.html, marked there), scoped to the session's tenant.
+# -- webhooks -----------------------------------------------------------------------------------
+# The tenant's webhooks and their deliveries, through the same WebhookService as /v1/webhooks.
+
+DELIVERY_PAGE = 20
+
+
+@router.get("/webhooks")
+async def webhooks_page(request: Request, session: AdminSessionDep) -> HTMLResponse:
+    return await _webhooks_view(request, session)
+
+
+async def _webhooks_view(
+    request: Request, session: AdminSessionDep, *, error: str | None = None, form: dict[str, Any] | None = None
+) -> HTMLResponse:
+    webhooks = await services_of(request).webhooks.list_webhooks(session.principal.tenant)
+    context = {
+        "webhooks": webhooks,
+        "event_types": EVENT_TYPES,
+        "error": error,
+        "form": form or {"url": "", "description": "", "event_types": list(EVENT_TYPES)},
+        "section": "webhooks",
+    }
+    return render(request, "webhooks.html", context, status=400 if error else 200)
+
+
+@router.post("/webhooks")
+async def create_webhook(request: Request, post: AdminPostDep) -> Response:
+    """Create a webhook; the answer shows its signing secret once."""
+    session, form = post
+    values = {
+        "url": field(form, "url").strip(),
+        "description": field(form, "description").strip(),
+        "event_types": [v for v in form.getlist("event_types") if isinstance(v, str)],
+    }
+    if not values["event_types"]:
+        return await _webhooks_view(request, session, error="Choose at least one event type.", form=values)
+    try:
+        webhook, secret = await services_of(request).webhooks.create(
+            session.principal.tenant,
+            values["url"],
+            values["event_types"],
+            description=values["description"] or None,
+        )
+    except InvalidRequest as exc:
+        return await _webhooks_view(request, session, error=exc.message, form=values)
+    return render(
+        request, "webhook_created.html", {"webhook": webhook, "secret": secret, "section": "webhooks"}, status=201
+    )
+
+
+@router.get("/webhooks/{webhook_id}")
+async def webhook_page(
+    request: Request,
+    session: AdminSessionDep,
+    webhook_id: str,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> HTMLResponse:
+    service = services_of(request).webhooks
+    tenant = session.principal.tenant
+    webhook = await service.get(tenant, webhook_id)
+    page = await service.deliveries(tenant, webhook.id, limit=DELIVERY_PAGE, cursor=cursor)
+    context = {"webhook": webhook, "page": page, "cursor": cursor, "section": "webhooks"}
+    return render(request, "webhook.html", context)
+
+
+@router.post("/webhooks/{webhook_id}/test")
+async def test_webhook(request: Request, post: AdminPostDep, webhook_id: str) -> Response:
+    session, _ = post
+    await services_of(request).webhooks.send_test(session.principal.tenant, webhook_id)
+    return redirect(request, f"/admin/webhooks/{webhook_id}", "webhook-test-queued")
+
+
+@router.post("/webhooks/{webhook_id}/enabled")
+async def toggle_webhook(request: Request, post: AdminPostDep, webhook_id: str) -> Response:
+    session, form = post
+    enabled = field(form, "enabled") == "true"
+    await services_of(request).webhooks.update(session.principal.tenant, webhook_id, enabled=enabled)
+    return redirect(request, f"/admin/webhooks/{webhook_id}", "webhook-enabled" if enabled else "webhook-disabled")
+
+
+@router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
+async def redeliver(request: Request, post: AdminPostDep, webhook_id: str, delivery_id: str) -> Response:
+    session, _ = post
+    await services_of(request).webhooks.redeliver(session.principal.tenant, webhook_id, delivery_id)
+    return redirect(request, f"/admin/webhooks/{webhook_id}", "delivery-queued")
+
+
+@router.post("/webhooks/{webhook_id}/delete")
+async def delete_webhook(request: Request, post: AdminPostDep, webhook_id: str) -> Response:
+    session, _ = post
+    await services_of(request).webhooks.delete(session.principal.tenant, webhook_id)
+    return redirect(request, "/admin/webhooks", "webhook-deleted")

@@ -73,6 +73,11 @@ NOTICES = {
     "memory-deleted": "Memory deleted.",
     "user-erased": "User erased: every memory, its history and messages are deleted.",
     "key-revoked": "Key revoked: it no longer works, and its console sessions are ended.",
+    "webhook-test-queued": "Test event queued: its delivery appears below.",
+    "webhook-enabled": "Webhook enabled: events are sent to it again.",
+    "webhook-disabled": "Webhook disabled: no events are sent to it until it is enabled.",
+    "delivery-queued": "Delivery queued to be sent again.",
+    "webhook-deleted": "Webhook deleted, with the deliveries still waiting for it.",
 }
 
 
