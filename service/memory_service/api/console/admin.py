@@ -159,19 +159,14 @@ async def _webhooks_view(
 async def create_webhook(request: Request, post: AdminPostDep) -> Response:
     """Create a webhook; the answer shows its signing secret once."""
     session, form = post
-    values = {
-        "url": field(form, "url").strip(),
-        "description": field(form, "description").strip(),
-        "event_types": [v for v in form.getlist("event_types") if isinstance(v, str)],
-    }
-    if not values["event_types"]:
+    url, description = field(form, "url").strip(), field(form, "description").strip()
+    event_types = [v for v in form.getlist("event_types") if isinstance(v, str)]
+    values: dict[str, Any] = {"url": url, "description": description, "event_types": event_types}
+    if not event_types:
         return await _webhooks_view(request, session, error="Choose at least one event type.", form=values)
     try:
         webhook, secret = await services_of(request).webhooks.create(
-            session.principal.tenant,
-            values["url"],
-            values["event_types"],
-            description=values["description"] or None,
+            session.principal.tenant, url, event_types, description=description or None
         )
     except InvalidRequest as exc:
         return await _webhooks_view(request, session, error=exc.message, form=values)
