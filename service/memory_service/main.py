@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from memory_service import __version__
 from memory_service.api import errors
+from memory_service.api.console import mount_console
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
 from memory_service.api.routes import admin, health, jobs, memories, metrics, users, webhooks
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if settings.console_enabled:
+        mount_console(app)  # /console: HTML pages with their own error pages and security headers
 
     if settings.cors_origins:
         app.add_middleware(

@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     webhook_secret_overlap_seconds: float = Field(86_400.0, ge=0, le=30 * 86_400)
     webhook_retention_days: int = Field(7, ge=1, le=365)
 
+    # Web console (/console).
+    console_enabled: bool = True
+    console_session_idle_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    console_session_max_hours: float = Field(8.0, gt=0, le=24 * 7)
+    grafana_url: str | None = None  # linked from the console's health panel
+
     # Observability.
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -156,6 +162,15 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(peer)  # strict: 10.0.0.1/24 (host bits set) is a mistake
                 except ValueError as exc:
                     raise ValueError(f"{peer!r} is not an IP address, a CIDR network or '*'") from exc
+        return value
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"https?://[^\s\"'<>]+", value):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator("collection_name")

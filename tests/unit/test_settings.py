@@ -134,3 +134,34 @@ def test_request_reading_limits_have_safe_defaults() -> None:
     assert (s.request_header_timeout, s.request_body_timeout, s.max_header_bytes) == (10.0, 30.0, 64 * 1024)
     assert errors_of(request_header_timeout=0)
     assert errors_of(max_header_bytes=100)
+
+
+def test_the_console_defaults() -> None:
+    s = settings()
+    assert (s.console_enabled, s.console_session_idle_minutes, s.console_session_max_hours, s.grafana_url) == (
+        True,
+        30.0,
+        8.0,
+        None,
+    )
+
+
+@pytest.mark.parametrize("url", ["http://grafana:3000", "https://grafana.example.com/d/memory-service?orgId=1"])
+def test_grafana_urls_that_are_links(url: str) -> None:
+    assert settings(grafana_url=url).grafana_url == url
+
+
+def test_an_empty_grafana_url_is_none() -> None:
+    assert settings(grafana_url="").grafana_url is None
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "grafana:3000", "ftp://grafana", 'http://x" onclick="alert(1)', "http://a b"]
+)
+def test_grafana_urls_that_are_refused(url: str) -> None:
+    assert errors_of(grafana_url=url) == [("grafana_url", "Value error, must be an http:// or https:// URL")]
+
+
+@pytest.mark.parametrize("field", ["console_session_idle_minutes", "console_session_max_hours"])
+def test_console_session_lifetimes_are_positive(field: str) -> None:
+    assert [loc for loc, _ in errors_of(**{field: 0})] == [field]

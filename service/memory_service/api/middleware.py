@@ -94,7 +94,7 @@ def route_template(scope: Scope) -> str:
         rendered = re.sub(r"\{" + re.escape(name) + r"(:[^}]*)?\}", _literal(str(value)), rendered)
     request_path = scope.get("path", "")
     prefix = request_path[: -len(rendered)] if rendered and request_path.endswith(rendered) else ""
-    return prefix + path if prefix in ("", "/v1") else path
+    return prefix + path if prefix in ("", "/v1", "/console") else path
 
 
 class RequestContextMiddleware:

@@ -115,6 +115,22 @@ class UserStats:
     entity_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """One user of a tenant, as the console lists them."""
+
+    user_id: str
+    memory_count: int
+    last_write: str | None
+
+
+@dataclass(slots=True)
+class UserPage:
+    users: list[UserSummary]
+    total: int
+    next_after: str | None  # the last user id of this page, when there is a next one
+
+
 @dataclass(slots=True)
 class HistoryEntry:
     id: str

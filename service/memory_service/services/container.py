@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from memory_service import __version__
 from memory_service.domain.auth.keys import KeyService
+from memory_service.domain.auth.sessions import SessionService
 from memory_service.domain.entities.graph import GraphService
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.domain.webhooks.service import WebhookService
@@ -27,6 +28,7 @@ from memory_service.services.projector import Projector
 from memory_service.services.ratelimit import RateLimiter
 from memory_service.services.webhooks import WebhookDispatcher
 from memory_service.settings import Settings
+from memory_service.storage.console_sessions import ConsoleSessionStore
 from memory_service.storage.database import Database
 from memory_service.storage.idempotency import IdempotencyStore
 from memory_service.storage.jobs import JobStore
@@ -49,6 +51,7 @@ class Services:
     graph: GraphService
     idempotency: IdempotencyStore
     webhooks: WebhookService
+    sessions: SessionService
     neo4j: Neo4jGraphStore | None = None
     projector: Projector | None = None
     jobs: JobRunner | None = None
@@ -83,8 +86,20 @@ class Services:
         webhook_store = WebhookStore(db)
         dispatcher = WebhookDispatcher(settings, webhook_store)  # webhook deliveries of every process
         webhooks = WebhookService(webhook_store, settings, dispatcher.wake)
+        sessions = SessionService(ConsoleSessionStore(db), keys, settings)  # the web console's sign-ins
         services = cls(
-            settings, db, engine, keys, limiter, health, graph, idempotency, webhooks, neo4j, dispatcher=dispatcher
+            settings,
+            db,
+            engine,
+            keys,
+            limiter,
+            health,
+            graph,
+            idempotency,
+            webhooks,
+            sessions,
+            neo4j,
+            dispatcher=dispatcher,
         )
         if neo4j is not None:
             services.projector = Projector(db, engine.table, neo4j)

@@ -78,6 +78,13 @@ class JobRunner:
     def get(self, tenant: str, job_id: str) -> Job:
         return self.store.get(tenant, job_id)
 
+    def recent(self, tenant: str, limit: int, before: str | None = None) -> tuple[list[Job], str | None]:
+        """A tenant's jobs, newest first (the console's list); blocking, like get()."""
+        return self.store.recent(tenant, limit, before)
+
+    def depths(self, tenant: str) -> dict[str, int]:
+        return self.store.depths(tenant)
+
     # -- workers ----------------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from memory_service.errors import NotFound
+from memory_service.errors import InvalidRequest, NotFound
 from memory_service.models.jobs import Job
 from memory_service.models.webhooks import job_finished
 from memory_service.storage.database import Database
@@ -77,6 +77,35 @@ class JobStore:
         if row is None:
             raise JobNotFound(job_id)
         return Job.of(row)
+
+    def recent(self, tenant: str, limit: int, before: str | None = None) -> tuple[list[Job], str | None]:
+        """A tenant's jobs, newest first, keyset-paged: `before` is the last job id of the previous
+        page; returns the page and the cursor of the next one (None on the last page)."""
+        after = sql.SQL("")
+        params: list[Any] = [tenant]
+        if before is not None:
+            try:
+                parsed = uuid.UUID(before)
+            except ValueError:
+                raise InvalidRequest("cursor is not valid", {"field": "cursor"}) from None
+            after = sql.SQL(" AND (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = %s AND tenant = %s)")
+            params += [parsed, tenant]
+        query = sql.SQL("SELECT {} FROM jobs WHERE tenant = %s{} ORDER BY created_at DESC, id DESC LIMIT %s").format(
+            _FIELDS, after
+        )
+        with self.db.connection() as conn:
+            rows = conn.execute(query, [*params, limit + 1]).fetchall()
+        jobs = [Job.of(r) for r in rows[:limit]]
+        return jobs, (jobs[-1].id if len(rows) > limit and jobs else None)
+
+    def depths(self, tenant: str) -> dict[str, int]:
+        """How many of a tenant's jobs wait (queued) and run (running) now."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT state, count(*) FROM jobs WHERE tenant = %s AND state IN ('queued', 'running') GROUP BY state",
+                (tenant,),
+            ).fetchall()
+        return {"queued": 0, "running": 0} | {str(state): int(n) for state, n in rows}
 
     def claim(self, worker: str, lease: float) -> Job | None:
         with self.db.connection() as conn:

@@ -19,7 +19,9 @@ from psycopg.types.json import Jsonb
 
 from memory_service.core.timefmt import rfc3339
 from memory_service.errors import InvalidRequest
-from memory_service.models.memory import MemoryPage, MemoryRecord, UserStats
+from memory_service.models.memory import MemoryPage, MemoryRecord, UserPage, UserStats, UserSummary
+from memory_service.models.scope import split_user_key
+from memory_service.models.scope import user_key as qualified_user
 from memory_service.models.webhooks import user_erased
 from memory_service.storage.database import Database
 from memory_service.storage.outbox import enqueue_memories, enqueue_user
@@ -114,6 +116,43 @@ class MemoryTable:
             last = items[-1]
             next_cursor = encode_cursor(last.sort_key, last.id)
         return MemoryPage(items=items, total=int(total[0]) if total else 0, next_cursor=next_cursor)
+
+    def users(self, tenant: str, *, limit: int, after: str | None = None) -> UserPage:
+        """A tenant's users with their memory counts and last write, by user id, keyset-paged
+        (`after` is the last user id of the previous page). Uses the tenant index."""
+        prefix = qualified_user(tenant, "")
+        after_clause = sql.SQL(" AND payload->>'user_id' > %s") if after is not None else sql.SQL("")
+        after_params = [qualified_user(tenant, after)] if after is not None else []
+        page_query = sql.SQL(
+            "SELECT payload->>'user_id' AS u, count(*), max(coalesce(payload->>'updated_at', payload->>'created_at'))"
+            " FROM {t} WHERE payload->>'tenant_id' = %s AND left(payload->>'user_id', %s) = %s{after}"
+            " GROUP BY u ORDER BY u LIMIT %s"
+        ).format(t=self.table, after=after_clause)
+        total_query = sql.SQL(
+            "SELECT count(DISTINCT payload->>'user_id') FROM {t}"
+            " WHERE payload->>'tenant_id' = %s AND left(payload->>'user_id', %s) = %s"
+        ).format(t=self.table)
+        scope = [tenant, len(prefix), prefix]
+        with self.db.connection() as conn:
+            rows = conn.execute(page_query, [*scope, *after_params, limit + 1]).fetchall()
+            total = conn.execute(total_query, scope).fetchone()
+        users = [UserSummary(split_user_key(str(u))[1], int(n), rfc3339(last)) for u, n, last in rows[:limit]]
+        next_after = users[-1].user_id if len(rows) > limit and users else None
+        return UserPage(users=users, total=int(total[0]) if total else 0, next_after=next_after)
+
+    def search_text(self, user_key: str, query: str, limit: int) -> list[MemoryRecord]:
+        """Full-text search of one user's memories (web-search syntax: words, "phrases", OR,
+        -word), ranked by ts_rank_cd, over the same tsvector and GIN index as mem0's keyword
+        search. The rank is the record's score (unbounded, unlike the semantic similarity)."""
+        statement = sql.SQL(
+            "SELECT id, payload, ts_rank_cd(to_tsvector('simple', payload->>'text_lemmatized'), q) AS rank"
+            " FROM {t}, websearch_to_tsquery('simple', %s) q"
+            " WHERE payload->>'user_id' = %s AND to_tsvector('simple', payload->>'text_lemmatized') @@ q"
+            " ORDER BY rank DESC, payload->>'created_at' DESC, id DESC LIMIT %s"
+        ).format(t=self.table)
+        with self.db.connection() as conn:
+            rows = conn.execute(statement, (query, user_key, limit)).fetchall()
+        return [MemoryRecord.from_payload(str(r[0]), r[1], score=float(r[2])) for r in rows]
 
     def stats(self, user_key: str) -> UserStats:
         summary = sql.SQL(

@@ -82,6 +82,11 @@ class KeyService:
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._bootstrap_hash = hash_key(settings.api_key.get_secret_value()) if settings.api_key else None
 
+    @property
+    def bootstrap_hash(self) -> str | None:
+        """SHA-256 of API_KEY (the bootstrap admin key, not in the key store), when set."""
+        return self._bootstrap_hash
+
     # -- start-up policy -----------------------------------------------------------------------
 
     def apply_environment_policy(self) -> None:

@@ -46,7 +46,7 @@ from memory_service.domain.memories.admission import KeyGate, Slot
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Inference, Message
 from memory_service.domain.memories.metadata import validate_metadata
 from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
-from memory_service.models.memory import HistoryEntry, MemoryPage, MemoryRecord, UserStats
+from memory_service.models.memory import HistoryEntry, MemoryPage, MemoryRecord, UserPage, UserStats
 from memory_service.models.scope import Scope, split_user_key
 from memory_service.models.scope import user_key as owner_key
 from memory_service.observability.metrics import INFERENCE_FALLBACKS, OPERATIONS
@@ -458,6 +458,11 @@ class MemoryEngine:
         payload["data"] = result.get("memory", "")
         return MemoryRecord.from_payload(str(result["id"]), payload, score=result.get("score"))
 
+    async def search_text(self, scope: Scope, query: str, *, limit: int) -> list[MemoryRecord]:
+        """Full-text search of one user's memories (storage/memory_table.py), ranked; no embedding."""
+        async with self._operation("search_text"):
+            return await self._run(lambda: self.table.search_text(scope.user_key, query, limit))
+
     async def get(self, tenant: str, memory_id: str, *, include_embedding: bool = False) -> MemoryRecord:
         async with self._operation("get"):
             return await self._owned(tenant, memory_id, with_vector=include_embedding)
@@ -524,6 +529,11 @@ class MemoryEngine:
             ids = await self._run(lambda: self.table.erase_user(scope.user_key), write=True)
             self.after_write()
             return len(ids)
+
+    async def users(self, tenant: str, *, limit: int, after: str | None = None) -> UserPage:
+        """A tenant's users with their memory counts, by user id."""
+        async with self._operation("users"):
+            return await self._run(lambda: self.table.users(tenant, limit=limit, after=after))
 
     async def stats(self, scope: Scope) -> UserStats:
         async with self._operation("stats"):
