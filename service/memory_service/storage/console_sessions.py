@@ -1,4 +1,4 @@
-"""The `console_sessions` table (migration 0004_console_sessions): server-side sessions of the web console.
+"""The `console_sessions` table (migration 0005_console_sessions): server-side sessions of the web console.
 
 Kept in Postgres, not in a signed cookie or process memory, so a session works on every gunicorn
 worker and host, and ends everywhere at once when it is signed out or its key is revoked. SQL

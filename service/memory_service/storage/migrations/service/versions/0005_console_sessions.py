@@ -4,8 +4,8 @@ A session is bound to the API key that signed in (its hash, so a revoked or rota
 every session it opened), the key's tenant and role, and expires when idle and at an absolute
 deadline. Only the SHA-256 of the session id is stored: a copy of this table opens no session.
 
-Revision ID: 0004_console_sessions
-Revises: 0003_webhooks
+Revision ID: 0005_console_sessions
+Revises: 0004_operator_role
 Create Date: 2026-12-01
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0004_console_sessions"
-down_revision = "0003_webhooks"
+revision = "0005_console_sessions"
+down_revision = "0004_operator_role"
 branch_labels = None
 depends_on = None
 
