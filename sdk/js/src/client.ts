@@ -157,6 +157,11 @@ interface Call {
   body?: unknown;
   idempotencyKey?: string;
   text?: boolean;
+  /**
+   * false for writes that must not happen twice and carry no Idempotency-Key: after a
+   * connection failure the service may have acted, so the error goes back to the caller.
+   */
+  resendAfterDrop?: boolean;
 }
 
 const BACKOFF_BASE_MS = 500;
@@ -318,6 +323,7 @@ export class MemoryClient {
         error = caught;
       }
       if (attempt >= this.maxRetries || !retryable(error)) throw error;
+      if (error instanceof APIConnectionError && call.resendAfterDrop === false) throw error;
       if (error.retryAfter !== undefined && error.retryAfter * 1000 > this.maxRetryWaitMs) throw error;
       await sleep(retryDelayMs(attempt, error.retryAfter), options.signal);
     }
@@ -510,14 +516,17 @@ export class WebhooksAPI {
     return [`/v1/webhooks/${seg(webhookId)}`, ...rest].join("/");
   }
 
-  /** A new webhook; `secret` in the result signs its deliveries and is shown only this once. */
+  /**
+   * A new webhook; `secret` in the result signs its deliveries and is shown only this once. Not
+   * resent after a connection failure (`APIConnectionError`; the service may have made it).
+   */
   create(url: string, options: CreateWebhookOptions = {}): Promise<CreatedWebhook> {
     const body: Record<string, unknown> = { url };
     if (options.eventTypes !== undefined) body["event_types"] = options.eventTypes;
     if (options.description !== undefined) body["description"] = options.description;
     if (options.enabled !== undefined) body["enabled"] = options.enabled;
     if (options.format !== undefined) body["format"] = options.format;
-    return this.client.send({ method: "POST", path: "/v1/webhooks", body }, options);
+    return this.client.send({ method: "POST", path: "/v1/webhooks", body, resendAfterDrop: false }, options);
   }
 
   async list(options: RequestOptions = {}): Promise<Webhook[]> {
@@ -548,10 +557,11 @@ export class WebhooksAPI {
 
   /**
    * A new secret (shown only this once). For `overlapSeconds` (default: the service's
-   * WEBHOOK_SECRET_OVERLAP_SECONDS) deliveries carry signatures by both secrets.
+   * WEBHOOK_SECRET_OVERLAP_SECONDS) deliveries carry signatures by both secrets. Not resent after
+   * a connection failure: a second rotation would replace the secret this call never returned.
    */
   rotateSecret(webhookId: string, options: RequestOptions & { overlapSeconds?: number } = {}): Promise<RotatedSecret> {
-    const call: Call = { method: "POST", path: this.path(webhookId, "rotate-secret") };
+    const call: Call = { method: "POST", path: this.path(webhookId, "rotate-secret"), resendAfterDrop: false };
     if (options.overlapSeconds !== undefined) call.body = { overlap_seconds: options.overlapSeconds };
     return this.client.send(call, options);
   }

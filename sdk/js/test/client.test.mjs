@@ -414,6 +414,26 @@ test("AbortSignal cancels a call in flight, and timeoutMs bounds an attempt", as
   }
 });
 
+test("webhook create and rotateSecret are not sent again after a connection failure", async () => {
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections++;
+    socket.once("data", () => socket.resetAndDestroy()); // the request arrived; its answer is lost
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const client = new MemoryClient({ apiKey: "k", baseUrl: `http://127.0.0.1:${server.address().port}`, maxRetries: 2 });
+  try {
+    await assert.rejects(client.webhooks.create("https://hooks.example.com/x"), APIConnectionError);
+    assert.equal(connections, 1);
+    await assert.rejects(client.webhooks.rotateSecret("some-id"), APIConnectionError);
+    assert.equal(connections, 2);
+    await assert.rejects(client.webhooks.list(), APIConnectionError); // a read is retried
+    assert.equal(connections, 5);
+  } finally {
+    server.close();
+  }
+});
+
 test("a 503 throws ServiceUnavailableError; a retry after the outage succeeds", async () => {
   const client = await tenantClient();
   const memory = (await client.add("kept across the outage", { userId: "outage" })).memories[0];

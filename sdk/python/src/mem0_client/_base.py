@@ -108,6 +108,9 @@ class Call(Generic[T]):
     json: Any = None
     idempotency_key: str | None = None
     text: bool = False  # the body is not the envelope (Prometheus text)
+    # False for writes that must not happen twice and carry no Idempotency-Key: after a
+    # connection failure the service may have acted, so the error goes back to the caller.
+    resend_after_drop: bool = True
 
 
 def _model(cls: type[M]) -> Callable[[Any], M]:
@@ -302,7 +305,8 @@ def create_webhook_call(
     for name, value in (("description", description), ("enabled", enabled), ("format", format)):
         if value is not None:
             body[name] = value
-    return Call("POST", "/v1/webhooks", _model(CreatedWebhook), json=body)
+    # Not resent after a dropped connection: a second create would make a second webhook.
+    return Call("POST", "/v1/webhooks", _model(CreatedWebhook), json=body, resend_after_drop=False)
 
 
 def list_webhooks_call() -> Call[list[Webhook]]:
@@ -343,7 +347,10 @@ def delete_webhook_call(webhook_id: str) -> Call[Deleted]:
 
 def rotate_secret_call(webhook_id: str, overlap_seconds: float | None) -> Call[RotatedSecret]:
     body = None if overlap_seconds is None else {"overlap_seconds": overlap_seconds}
-    return Call("POST", _webhook_path(webhook_id, "rotate-secret"), _model(RotatedSecret), json=body)
+    # Not resent after a dropped connection: a second rotation would replace the secret the
+    # caller never saw and end the overlap of the one receivers still use.
+    path = _webhook_path(webhook_id, "rotate-secret")
+    return Call("POST", path, _model(RotatedSecret), json=body, resend_after_drop=False)
 
 
 def send_test_call(webhook_id: str) -> Call[Delivery]:
@@ -434,9 +441,11 @@ def transport_error(call: Call[Any], exc: httpx.HTTPError) -> APIConnectionError
     return kind(f"{call.method} {call.path} failed: {type(exc).__name__}: {exc}")
 
 
-def decide_retry(error: Mem0Error, attempt: int, options: Options) -> float | None:
+def decide_retry(error: Mem0Error, attempt: int, options: Options, call: Call[Any]) -> float | None:
     """The wait before retrying, or None when the error is final."""
     if attempt >= options.max_retries or not retryable(error):
+        return None
+    if isinstance(error, APIConnectionError) and not call.resend_after_drop:
         return None
     if error.retry_after is not None and error.retry_after > options.max_retry_wait:
         return None  # the service asks for longer than the caller allows: give the error back now

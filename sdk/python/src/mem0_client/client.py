@@ -149,7 +149,7 @@ class MemoryClient(_ClientBase):
                 cause: BaseException = exc
             except Mem0Error as exc:
                 error, cause = exc, exc
-            delay = b.decide_retry(error, attempt, options)
+            delay = b.decide_retry(error, attempt, options, call)
             if delay is None:
                 if error is cause:
                     raise error
@@ -362,7 +362,8 @@ class WebhooksAPI:
         format: WebhookFormat | None = None,
     ) -> CreatedWebhook:
         """A new webhook (every event type unless `event_types` says otherwise). `secret` in the
-        result signs its deliveries and is shown only this once: store it now."""
+        result signs its deliveries and is shown only this once: store it now. Not resent after
+        a connection failure (`APIConnectionError`; the service may have made it): check `list()`."""
         return self._client._send(b.create_webhook_call(url, event_types, description, enabled, format))
 
     def list(self) -> list[Webhook]:
@@ -393,7 +394,8 @@ class WebhooksAPI:
     def rotate_secret(self, webhook_id: str, *, overlap_seconds: float | None = None) -> RotatedSecret:
         """A new secret (shown only this once). For `overlap_seconds` (default: the service's
         WEBHOOK_SECRET_OVERLAP_SECONDS) deliveries carry signatures by both, so receivers can
-        switch without losing any."""
+        switch without losing any. Not resent after a connection failure: a second rotation
+        would replace the secret this call never returned."""
         return self._client._send(b.rotate_secret_call(webhook_id, overlap_seconds))
 
     def test(self, webhook_id: str) -> Delivery:
@@ -490,7 +492,7 @@ class AsyncMemoryClient(_ClientBase):
                 cause: BaseException = exc
             except Mem0Error as exc:
                 error, cause = exc, exc
-            delay = b.decide_retry(error, attempt, options)
+            delay = b.decide_retry(error, attempt, options, call)
             if delay is None:
                 if error is cause:
                     raise error
