@@ -4,6 +4,8 @@ Defaults: 5 requests per second and 1000 per minute per key (RATE_LIMIT_BURST_SE
 key without its own limit (`slow_key`) is refused after five quick requests with Retry-After: 1.
 Other keys get a large per-minute limit of their own, which scales their burst far out of reach.
 DB_TIMEOUT and REQUEST_TIMEOUT are short so a frozen Postgres gives its 503 within seconds.
+Webhooks may target loopback (WEBHOOK_ALLOW_PRIVATE_TARGETS: the tests' receiver listens there)
+and workers poll often, so a test delivery arrives in well under a second.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import httpx
 import pytest
 from mem0_client import MemoryClient
 
-from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
+from tests.support.server import BOOTSTRAP_KEY, ServiceProcess, new_tenant_key
+from tests.support.webhooks import Receiver
 
 BIG_LIMIT = 10_000_000
 
@@ -30,6 +33,9 @@ def sdk_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePro
         "DB_TIMEOUT": "1",
         "REQUEST_TIMEOUT": "2",
         "HEALTH_INTERVAL": "0.5",
+        "API_KEY": BOOTSTRAP_KEY,
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "WEBHOOK_POLL_INTERVAL": "0.2",
     }
     service = ServiceProcess(tmp_path_factory.mktemp("sdk-service"), env).start()
     yield service
@@ -38,9 +44,18 @@ def sdk_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePro
 
 @pytest.fixture(scope="session")
 def admin_key(sdk_service: ServiceProcess) -> str:
-    """An admin key with a large limit of its own (the seed's admin key has the 5/s default)."""
-    with sdk_service.client(ADMIN_KEY) as admin:
-        return new_tenant_key(admin, "sdk-admins", role="admin", rate_limit=BIG_LIMIT)
+    """An operator key (it makes keys for every test's own tenant) with a large limit of its own
+    (the bootstrap key has the 5/s default); only the bootstrap key may create one over HTTP."""
+    with sdk_service.client(BOOTSTRAP_KEY) as bootstrap:
+        return new_tenant_key(bootstrap, "sdk-admins", role="operator", rate_limit=BIG_LIMIT)
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    """A real webhook receiver on loopback that verifies every signature with `standardwebhooks`."""
+    rx = Receiver().start()
+    yield rx
+    rx.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,11 @@ LEFT_OUT: dict[tuple[str, str], str] = {
     ("GET", "/status"): "root alias of GET /v1/status; the SDKs call /v1/status",
     ("GET", "/metrics"): "root alias of GET /v1/metrics; the SDKs call /v1/metrics",
 }
+# Liveness and readiness describe the one process that answers, for the orchestrator or load
+# balancer in front of it; behind that balancer an application learns nothing from them that
+# `health()` does not tell it (and a 503 from them is the balancer's cue, not the caller's).
+_PROBE = "per-process probe for orchestrators and load balancers; applications call health()"
+LEFT_OUT.update({("GET", f"{prefix}/health/{probe}"): _PROBE for prefix in ("", "/v1") for probe in ("live", "ready")})
 
 
 def operations(base_url: str) -> set[tuple[str, str]]:

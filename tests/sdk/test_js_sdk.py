@@ -27,7 +27,7 @@ from tests.support.proxy import DroppingProxy
 from tests.support.server import REPO_ROOT, ServiceProcess, frozen_postgres
 
 JS_DIR = REPO_ROOT / "sdk" / "js"
-JS_TESTS = 9  # the test() calls in sdk/js/test/client.test.mjs
+JS_TESTS = 10  # the test() calls in sdk/js/test/client.test.mjs
 
 
 def _build() -> None:

@@ -1,7 +1,8 @@
 """Errors, retries and timeouts of the Python SDK, each from a real response of the real service:
 its 401, 403, 404, 400, 409, 413, a real 429 (a key with the default 5-per-second burst), a real
 503 (the embedded Postgres frozen with SIGSTOP), a connection reset mid-request (a loopback proxy
-that loses the first answer), and a connection refused."""
+that loses the first answer), and a connection refused. Webhook creation and secret rotation,
+which carry no Idempotency-Key, are not sent again after a lost answer."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from mem0_client import (
     UnauthorizedError,
 )
 
+from tests.sdk.conftest import BIG_LIMIT
 from tests.support.proxy import DroppingProxy
-from tests.support.server import ServiceProcess, free_port, frozen_postgres
+from tests.support.server import ServiceProcess, free_port, frozen_postgres, new_tenant_key
+from tests.support.webhooks import Receiver
 
 
 def _check(error: Mem0Error, cls: type[Mem0Error], status: int, code: str) -> None:
@@ -224,6 +227,39 @@ def test_without_retries_a_drop_raises_and_the_same_key_recovers_the_answer(
     stored = direct.get("/v1/memories/user/manual").json()["data"]
     assert stored["total"] == 1
     assert [m["id"] for m in stored["memories"]] == [m.id for m in recovered.memories]
+
+
+def test_webhook_create_and_rotation_are_not_sent_again_after_a_lost_answer(
+    sdk_service: ServiceProcess, admin_key: str, receiver: Receiver
+) -> None:
+    """A resent create would make a second webhook; a resent rotation would replace the secret
+    the caller never saw. Both raise instead, and the service did each exactly once."""
+    with sdk_service.client(admin_key) as operator:
+        key = new_tenant_key(operator, f"sdk-drop-{uuid.uuid4().hex[:8]}", role="admin", rate_limit=BIG_LIMIT)
+    url = receiver.url("dropped-create")
+    proxy = DroppingProxy(sdk_service.port, drop_first=1)
+    try:
+        with MemoryClient(key, proxy.url, max_retries=3) as through_proxy, pytest.raises(APIConnectionError):
+            through_proxy.webhooks.create(url)
+    finally:
+        proxy.close()
+    assert proxy.connections == 1
+    with MemoryClient(key, sdk_service.url) as direct:
+        [made] = direct.webhooks.list()
+        assert made.url == url
+        assert made.previous_secret_expires_at is None
+
+        proxy = DroppingProxy(sdk_service.port, drop_first=1)
+        try:
+            with MemoryClient(key, proxy.url, max_retries=3) as through_proxy:
+                with pytest.raises(APIConnectionError):
+                    through_proxy.webhooks.rotate_secret(made.id)
+                assert through_proxy.webhooks.get(made.id).previous_secret_expires_at is not None  # it did rotate
+        finally:
+            proxy.close()
+        assert proxy.connections == 2  # the rotation once, then the get
+        [lost] = proxy.dropped_requests
+        assert lost.startswith(b"POST /v1/webhooks/")
 
 
 def test_connection_refused_is_retried_then_raised() -> None:

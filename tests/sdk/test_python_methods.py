@@ -1,10 +1,15 @@
 """Every method of `MemoryClient` and `AsyncMemoryClient` against the real service, and the
 coverage check: the requests they send reach every operation of the OpenAPI document that is
-not deliberately left out (tests/sdk/operations.py)."""
+not deliberately left out (tests/sdk/operations.py).
+
+The webhook methods run with an admin key of a tenant of their own and a real receiver on
+loopback that verifies every signature with `standardwebhooks` against the secrets the SDK
+returned (tests/support/webhooks.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 
@@ -14,16 +19,22 @@ import pytest
 from mem0_client import (
     AddResult,
     AsyncMemoryClient,
+    AsyncWebhooksAPI,
+    Delivery,
     JobAccepted,
     MemoryClient,
     MemoryNotFoundError,
     NotFoundError,
+    WebhooksAPI,
 )
 
+from tests.sdk.conftest import BIG_LIMIT
 from tests.sdk.operations import LEFT_OUT, missing, operations, template_of
 from tests.support.server import ServiceProcess
+from tests.support.webhooks import Received, Receiver
 
 Recorded = set[tuple[str, str]]
+DELIVERY_WAIT = 30.0  # seconds; a delivery normally lands well within one worker poll (0.2 s)
 
 
 def _recorder(ops: set[tuple[str, str]], reached: Recorded, unknown: list[str]) -> Callable[[httpx.Request], None]:
@@ -138,8 +149,89 @@ def _sync_tour(client: MemoryClient, admin: MemoryClient, user: str) -> None:
     assert "memory_http_requests_total" in admin.admin.metrics()
 
 
+def _settled(fetch: Callable[[], Delivery], what: str) -> Delivery:
+    """The delivery once the service has recorded its outcome (the receiver sees the request first)."""
+    deadline = time.monotonic() + DELIVERY_WAIT
+    while (delivery := fetch()).state == "pending":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} still pending after {DELIVERY_WAIT} s: {delivery}")
+        time.sleep(0.05)
+    return delivery
+
+
+def _arrivals(receiver: Receiver, name: str, count: int) -> list[Received]:
+    return receiver.wait_for(name, lambda got: len(got) >= count, DELIVERY_WAIT, f"{count} deliveries to {name}")
+
+
+def _sync_webhooks_tour(hooks: WebhooksAPI, receiver: Receiver) -> None:
+    name = f"sdk-sync-{uuid.uuid4().hex[:8]}"
+    url = receiver.url(name)
+    created = hooks.create(url, event_types=["memory.created"], description="sdk tour")
+    assert created.secret.startswith("whsec_")
+    assert (created.url, created.event_types, created.enabled) == (url, ["memory.created"], True)
+    assert created.format == "standard"
+    receiver.trust(name, created.secret)
+    assert [w.id for w in hooks.list()] == [created.id]
+    fetched = hooks.get(created.id)
+    assert fetched.description == "sdk tour"
+    assert "secret" not in fetched.model_dump()  # shown once, at creation
+
+    hooks.update(created.id, event_types=["memory.created", "memory.deleted"], description="changed", enabled=False)
+    changed = hooks.get(created.id)
+    assert (changed.event_types, changed.description, changed.enabled) == (
+        ["memory.created", "memory.deleted"],
+        "changed",
+        False,
+    )
+    assert changed.updated_at > created.updated_at
+    assert hooks.update(created.id, clear_description=True, enabled=True).description is None
+    assert hooks.get(created.id).description is None
+
+    queued = hooks.test(created.id)
+    assert (queued.webhook_id, queued.event_type, queued.state) == (created.id, "webhook.test", "pending")
+    [first] = _arrivals(receiver, name, 1)
+    assert first.event_id == queued.event_id
+    assert first.verified == {created.secret: True}
+    assert first.body["type"] == "webhook.test"
+    done = _settled(lambda: hooks.deliveries(created.id).deliveries[0], "the test delivery")
+    assert (done.id, done.state, done.attempts, done.last_status_code) == (queued.id, "succeeded", 1, 200)
+
+    again = hooks.redeliver(created.id, queued.id)
+    assert (again.id, again.event_id) == (queued.id, queued.event_id)
+    second = _arrivals(receiver, name, 2)[1]
+    assert second.event_id == queued.event_id  # the same event: a receiver deduplicates on it
+    assert second.verified == {created.secret: True}
+    assert _settled(lambda: hooks.deliveries(created.id).deliveries[0], "the redelivery").attempts == 2
+
+    rotated = hooks.rotate_secret(created.id, overlap_seconds=600)
+    assert rotated.secret.startswith("whsec_")
+    assert rotated.secret != created.secret
+    assert rotated.webhook.previous_secret_expires_at is not None
+    receiver.trust(name, created.secret, rotated.secret)
+    after = hooks.test(created.id)
+    third = _arrivals(receiver, name, 3)[2]
+    assert third.event_id == after.event_id
+    assert third.verified == {created.secret: True, rotated.secret: True}  # both during the overlap
+    _settled(lambda: hooks.deliveries(created.id).deliveries[0], "the test after rotation")
+
+    page = hooks.deliveries(created.id, limit=1)
+    assert [d.id for d in page.deliveries] == [after.id]
+    assert page.next_cursor is not None
+    assert [d.id for d in hooks.deliveries(created.id, limit=1, cursor=page.next_cursor).deliveries] == [queued.id]
+    assert [d.id for d in hooks.iter_deliveries(created.id, page_size=1)] == [after.id, queued.id]
+    assert hooks.deliveries(created.id, state="dead").deliveries == []
+
+    assert hooks.delete(created.id).deleted is True
+    with pytest.raises(NotFoundError) as gone:
+        hooks.get(created.id)
+    assert gone.value.status == 404
+    assert hooks.list() == []
+    with pytest.raises(NotFoundError):
+        hooks.test(created.id)
+
+
 def test_sync_client_every_method_and_every_operation(
-    sdk_service: ServiceProcess, admin_key: str, new_key: Callable[..., str]
+    sdk_service: ServiceProcess, admin_key: str, new_key: Callable[..., str], receiver: Receiver
 ) -> None:
     ops = operations(sdk_service.url)
     reached: Recorded = set()
@@ -148,6 +240,9 @@ def test_sync_client_every_method_and_every_operation(
         client = MemoryClient(new_key(), sdk_service.url, http_client=http)
         admin = MemoryClient(admin_key, f"{sdk_service.url}/v1", http_client=http)
         _sync_tour(client, admin, "tour-user")
+        hooks_key = admin.admin.create_key(f"sdk-hooks-{uuid.uuid4().hex[:8]}", role="admin", rate_limit=BIG_LIMIT)
+        with MemoryClient(hooks_key.key, sdk_service.url, http_client=http) as tenant_admin:
+            _sync_webhooks_tour(tenant_admin.webhooks, receiver)
     assert unknown == []
     assert missing(reached, ops) == set(), "operations without a Python SDK method (or a LEFT_OUT reason)"
     assert not reached & set(LEFT_OUT)
@@ -184,8 +279,49 @@ async def _async_tour(client: AsyncMemoryClient, admin: AsyncMemoryClient, user:
     assert "memory_http_requests_total" in await admin.admin.metrics()
 
 
+async def _async_webhooks_tour(hooks: AsyncWebhooksAPI, receiver: Receiver) -> None:
+    name = f"sdk-async-{uuid.uuid4().hex[:8]}"
+    created = await hooks.create(receiver.url(name), description="async tour")
+    assert len(created.event_types) == 6  # every event type by default
+    receiver.trust(name, created.secret)
+    assert [w.id for w in await hooks.list()] == [created.id]
+    assert (await hooks.update(created.id, format="mem0")).format == "mem0"
+    assert (await hooks.get(created.id)).format == "mem0"
+
+    async def latest() -> Delivery:
+        page = await hooks.deliveries(created.id, limit=1)
+        return page.deliveries[0]
+
+    async def settled(what: str) -> Delivery:
+        deadline = time.monotonic() + DELIVERY_WAIT
+        while (delivery := await latest()).state == "pending":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} still pending after {DELIVERY_WAIT} s: {delivery}")
+            await asyncio.sleep(0.05)
+        return delivery
+
+    queued = await hooks.test(created.id)
+    [first] = await asyncio.to_thread(_arrivals, receiver, name, 1)
+    assert (first.event_id, first.verified) == (queued.event_id, {created.secret: True})
+    assert (await settled("the test delivery")).last_status_code == 200
+    assert (await hooks.redeliver(created.id, queued.id)).id == queued.id
+    second = (await asyncio.to_thread(_arrivals, receiver, name, 2))[1]
+    assert second.event_id == queued.event_id
+    assert (await settled("the redelivery")).attempts == 2
+    rotated = await hooks.rotate_secret(created.id, overlap_seconds=0)
+    receiver.trust(name, created.secret, rotated.secret)
+    await hooks.test(created.id)
+    third = (await asyncio.to_thread(_arrivals, receiver, name, 3))[2]
+    assert third.verified == {created.secret: False, rotated.secret: True}  # no overlap asked for
+    await settled("the test after rotation")
+    assert len([d async for d in hooks.iter_deliveries(created.id, page_size=1)]) == 2
+    assert (await hooks.delete(created.id)).id == created.id
+    with pytest.raises(NotFoundError):
+        await hooks.get(created.id)
+
+
 def test_async_client_every_method_and_every_operation(
-    sdk_service: ServiceProcess, admin_key: str, new_key: Callable[..., str]
+    sdk_service: ServiceProcess, admin_key: str, new_key: Callable[..., str], receiver: Receiver
 ) -> None:
     ops = operations(sdk_service.url)
     reached: Recorded = set()
@@ -202,6 +338,10 @@ def test_async_client_every_method_and_every_operation(
         ):
             admin = AsyncMemoryClient(admin_key, sdk_service.url, http_client=http)
             await _async_tour(client, admin, "async-user")
+            tenant = f"sdk-hooks-{uuid.uuid4().hex[:8]}"
+            hooks_key = await admin.admin.create_key(tenant, role="admin", rate_limit=BIG_LIMIT)
+            async with AsyncMemoryClient(hooks_key.key, sdk_service.url, http_client=http) as tenant_admin:
+                await _async_webhooks_tour(tenant_admin.webhooks, receiver)
 
     asyncio.run(main())
     assert unknown == []

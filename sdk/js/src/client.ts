@@ -21,7 +21,11 @@ import type {
   AddResult,
   ApiKey,
   CreatedKey,
+  CreatedWebhook,
   Deleted,
+  Delivery,
+  DeliveryPage,
+  DeliveryState,
   EntityList,
   EntityMemories,
   Erased,
@@ -32,9 +36,13 @@ import type {
   Memory,
   MemoryPage,
   Message,
+  RotatedSecret,
   SearchResult,
   Status,
   UserStats,
+  Webhook,
+  WebhookEventType,
+  WebhookFormat,
 } from "./types.js";
 
 export const VERSION = "0.1.0";
@@ -117,13 +125,43 @@ export interface WaitOptions extends RequestOptions {
   pollIntervalMs?: number;
 }
 
+export interface CreateWebhookOptions extends RequestOptions {
+  /** Default: every event type. */
+  eventTypes?: WebhookEventType[];
+  description?: string;
+  enabled?: boolean;
+  /** `standard` (default), or `mem0`: the mem0 Platform's body for memory events. */
+  format?: WebhookFormat;
+}
+
+export interface UpdateWebhookOptions extends RequestOptions {
+  url?: string;
+  eventTypes?: WebhookEventType[];
+  /** `null` removes the description; leaving it out keeps it. */
+  description?: string | null;
+  enabled?: boolean;
+  format?: WebhookFormat;
+}
+
+export interface DeliveriesOptions extends RequestOptions {
+  limit?: number;
+  cursor?: string;
+  /** Only deliveries in this state. */
+  state?: DeliveryState;
+}
+
 interface Call {
-  method: "GET" | "POST" | "PUT" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   path: string;
   query?: Array<[string, QueryValue]>;
   body?: unknown;
   idempotencyKey?: string;
   text?: boolean;
+  /**
+   * false for writes that must not happen twice and carry no Idempotency-Key: after a
+   * connection failure the service may have acted, so the error goes back to the caller.
+   */
+  resendAfterDrop?: boolean;
 }
 
 const BACKOFF_BASE_MS = 500;
@@ -206,6 +244,8 @@ export class MemoryClient {
   readonly maxRetryWaitMs: number;
   /** Key management and metrics: an admin key's operations. */
   readonly admin: AdminAPI;
+  /** The webhooks of the key's tenant: an admin key's operations. */
+  readonly webhooks: WebhooksAPI;
   private readonly fetchImpl: typeof fetch;
 
   constructor(options: ClientOptions = {}) {
@@ -223,6 +263,7 @@ export class MemoryClient {
     if (typeof impl !== "function") throw new Error("No fetch: use Node 18+, a browser, Deno or Bun, or pass { fetch }");
     this.fetchImpl = impl;
     this.admin = new AdminAPI(this);
+    this.webhooks = new WebhooksAPI(this);
   }
 
   // -- transport --------------------------------------------------------------------------------
@@ -282,6 +323,7 @@ export class MemoryClient {
         error = caught;
       }
       if (attempt >= this.maxRetries || !retryable(error)) throw error;
+      if (error instanceof APIConnectionError && call.resendAfterDrop === false) throw error;
       if (error.retryAfter !== undefined && error.retryAfter * 1000 > this.maxRetryWaitMs) throw error;
       await sleep(retryDelayMs(attempt, error.retryAfter), options.signal);
     }
@@ -459,6 +501,100 @@ export class AdminAPI {
   /** The Prometheus exposition text. */
   metrics(options: RequestOptions = {}): Promise<string> {
     return this.client.send({ method: "GET", path: "/v1/metrics", text: true }, options);
+  }
+}
+
+/**
+ * `client.webhooks`: the webhooks of the key's tenant. Deliveries are signed with the Standard
+ * Webhooks scheme; verify them on the receiving side with the secret `create` (or
+ * `rotateSecret`) returned, e.g. with the `standardwebhooks` package.
+ */
+export class WebhooksAPI {
+  constructor(private readonly client: MemoryClient) {}
+
+  private path(webhookId: string, ...rest: string[]): string {
+    return [`/v1/webhooks/${seg(webhookId)}`, ...rest].join("/");
+  }
+
+  /**
+   * A new webhook; `secret` in the result signs its deliveries and is shown only this once. Not
+   * resent after a connection failure (`APIConnectionError`; the service may have made it).
+   */
+  create(url: string, options: CreateWebhookOptions = {}): Promise<CreatedWebhook> {
+    const body: Record<string, unknown> = { url };
+    if (options.eventTypes !== undefined) body["event_types"] = options.eventTypes;
+    if (options.description !== undefined) body["description"] = options.description;
+    if (options.enabled !== undefined) body["enabled"] = options.enabled;
+    if (options.format !== undefined) body["format"] = options.format;
+    return this.client.send({ method: "POST", path: "/v1/webhooks", body, resendAfterDrop: false }, options);
+  }
+
+  async list(options: RequestOptions = {}): Promise<Webhook[]> {
+    const data = await this.client.send<{ webhooks: Webhook[] }>({ method: "GET", path: "/v1/webhooks" }, options);
+    return data.webhooks;
+  }
+
+  get(webhookId: string, options: RequestOptions = {}): Promise<Webhook> {
+    return this.client.send({ method: "GET", path: this.path(webhookId) }, options);
+  }
+
+  /** Change what is given, keep the rest (`description: null` removes the description). */
+  update(webhookId: string, options: UpdateWebhookOptions): Promise<Webhook> {
+    const body: Record<string, unknown> = {};
+    if (options.url !== undefined) body["url"] = options.url;
+    if (options.eventTypes !== undefined) body["event_types"] = options.eventTypes;
+    if (options.description !== undefined) body["description"] = options.description;
+    if (options.enabled !== undefined) body["enabled"] = options.enabled;
+    if (options.format !== undefined) body["format"] = options.format;
+    if (Object.keys(body).length === 0) return Promise.reject(new Error("update needs at least one change"));
+    return this.client.send({ method: "PATCH", path: this.path(webhookId), body }, options);
+  }
+
+  /** Delete it; deliveries still waiting for it are dropped. */
+  delete(webhookId: string, options: RequestOptions = {}): Promise<Deleted> {
+    return this.client.send({ method: "DELETE", path: this.path(webhookId) }, options);
+  }
+
+  /**
+   * A new secret (shown only this once). For `overlapSeconds` (default: the service's
+   * WEBHOOK_SECRET_OVERLAP_SECONDS) deliveries carry signatures by both secrets. Not resent after
+   * a connection failure: a second rotation would replace the secret this call never returned.
+   */
+  rotateSecret(webhookId: string, options: RequestOptions & { overlapSeconds?: number } = {}): Promise<RotatedSecret> {
+    const call: Call = { method: "POST", path: this.path(webhookId, "rotate-secret"), resendAfterDrop: false };
+    if (options.overlapSeconds !== undefined) call.body = { overlap_seconds: options.overlapSeconds };
+    return this.client.send(call, options);
+  }
+
+  /** Queue a `webhook.test` event to this webhook; its delivery shows the outcome once sent. */
+  test(webhookId: string, options: RequestOptions = {}): Promise<Delivery> {
+    return this.client.send({ method: "POST", path: this.path(webhookId, "test") }, options);
+  }
+
+  /** One page of the webhook's deliveries, newest first; pass `next_cursor` back as `cursor`. */
+  deliveries(webhookId: string, options: DeliveriesOptions = {}): Promise<DeliveryPage> {
+    const query = params({ limit: options.limit, cursor: options.cursor, state: options.state });
+    return this.client.send({ method: "GET", path: this.path(webhookId, "deliveries"), query }, options);
+  }
+
+  /** Every delivery of the webhook, newest first, across all pages (lazily). */
+  async *iterDeliveries(
+    webhookId: string,
+    options: RequestOptions & { pageSize?: number; state?: DeliveryState } = {},
+  ): AsyncGenerator<Delivery, void, undefined> {
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.deliveries(webhookId, { ...options, limit: options.pageSize ?? 100, cursor });
+      yield* page.deliveries;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** Send a delivery again now, whatever its state, with the same event id. */
+  redeliver(webhookId: string, deliveryId: string, options: RequestOptions = {}): Promise<Delivery> {
+    const path = this.path(webhookId, "deliveries", seg(deliveryId), "redeliver");
+    return this.client.send({ method: "POST", path }, options);
   }
 }
 

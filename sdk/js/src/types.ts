@@ -166,3 +166,67 @@ export interface Message {
   content: string;
   name?: string;
 }
+
+// -- webhooks ------------------------------------------------------------------------------------
+
+export type WebhookEventType =
+  | "memory.created"
+  | "memory.updated"
+  | "memory.deleted"
+  | "user.erased"
+  | "job.completed"
+  | "job.failed";
+
+export type WebhookFormat = "standard" | "mem0";
+
+export type DeliveryState = "pending" | "succeeded" | "dead";
+
+/** An endpoint of the key's tenant; its secret is never shown again after creation. */
+export interface Webhook {
+  id: string;
+  url: string;
+  description: string | null;
+  event_types: WebhookEventType[];
+  enabled: boolean;
+  format: WebhookFormat;
+  created_at: string;
+  updated_at: string;
+  /** During a rotation's overlap: until when deliveries are also signed with the previous secret. */
+  previous_secret_expires_at: string | null;
+}
+
+export interface CreatedWebhook extends Webhook {
+  /** The signing secret (`whsec_...`); shown only this once. */
+  secret: string;
+}
+
+export interface RotatedSecret {
+  webhook: Webhook;
+  /** The new signing secret; shown only this once. */
+  secret: string;
+}
+
+/** One event on its way to one webhook; `event_id` is the `webhook-id` header of every attempt. */
+export interface Delivery {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: WebhookEventType | "webhook.test";
+  state: DeliveryState;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_attempt_at: string | null;
+  last_status_code: number | null;
+  last_duration_ms: number | null;
+  last_error: string | null;
+  last_response_excerpt: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+/** One page of a webhook's deliveries, newest first; `next_cursor` is null on the last page. */
+export interface DeliveryPage {
+  deliveries: Delivery[];
+  limit: number;
+  next_cursor: string | null;
+}

@@ -1,6 +1,6 @@
 // The built package (dist/, through its own "exports") against a real running service.
 // Started by tests/sdk/test_js_sdk.py, which passes through the environment:
-//   MEM0_TEST_URL        the service            MEM0_TEST_ADMIN_KEY  an admin key
+//   MEM0_TEST_URL        the service            MEM0_TEST_ADMIN_KEY  an operator key
 //   MEM0_TEST_PROXY_URL  a loopback proxy that loses the answer of its first connection
 //   MEM0_TEST_CONTROL    a directory: write "freeze" / "thaw" there, the test freezes or thaws
 //                        the service's Postgres (SIGSTOP) and answers "frozen" / "thawed"
@@ -8,6 +8,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync, rmSync } from "node:fs";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -89,6 +91,121 @@ function templateOf(method, url, ops) {
   return matches[0];
 }
 
+// A real webhook receiver on loopback. Each request is checked against the secrets trusted at
+// the time it arrives, by the Standard Webhooks scheme: the `webhook-signature` header lists
+// `v1,<base64 HMAC-SHA256 of "id.timestamp.body" keyed by the secret's base64 part>` entries.
+async function startReceiver() {
+  const received = [];
+  const trusted = [];
+  const server = createHttpServer((request, response) => {
+    const chunks = [];
+    request.on("data", (c) => chunks.push(c));
+    request.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      const id = request.headers["webhook-id"];
+      const signatures = String(request.headers["webhook-signature"] ?? "").split(" ");
+      const verified = {};
+      for (const secret of trusted) {
+        const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+        const signed = `${id}.${request.headers["webhook-timestamp"]}.${body}`;
+        const expected = createHmac("sha256", key).update(signed).digest();
+        verified[secret] = signatures.some((s) => {
+          const given = Buffer.from(s.replace(/^v1,/, ""), "base64");
+          return s.startsWith("v1,") && given.length === expected.length && timingSafeEqual(given, expected);
+        });
+      }
+      received.push({ id, body: JSON.parse(body), verified });
+      response.writeHead(200, { "Content-Type": "text/plain" }).end("ok");
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hooks`,
+    received,
+    trusted,
+    async arrivals(count, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      while (received.length < count) {
+        if (Date.now() > deadline) throw new Error(`${received.length} of ${count} deliveries within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      return received;
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+// The latest delivery once the service has recorded its outcome (the receiver sees it first).
+async function settled(hooks, webhookId, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const [latest] = (await hooks.deliveries(webhookId, { limit: 1 })).deliveries;
+    if (latest.state !== "pending") return latest;
+    if (Date.now() > deadline) throw new Error(`delivery ${latest.id} still pending after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function webhooksTour(hooks) {
+  const receiver = await startReceiver();
+  try {
+    const created = await hooks.webhooks.create(receiver.url, { eventTypes: ["memory.created"], description: "js tour" });
+    assert.match(created.secret, /^whsec_/);
+    assert.deepEqual(created.event_types, ["memory.created"]);
+    receiver.trusted.push(created.secret);
+    assert.deepEqual((await hooks.webhooks.list()).map((w) => w.id), [created.id]);
+    const fetched = await hooks.webhooks.get(created.id);
+    assert.equal(fetched.description, "js tour");
+    assert.equal("secret" in fetched, false); // shown once, at creation
+
+    await hooks.webhooks.update(created.id, { eventTypes: ["memory.created", "memory.deleted"], enabled: false });
+    const changed = await hooks.webhooks.get(created.id);
+    assert.deepEqual(changed.event_types, ["memory.created", "memory.deleted"]);
+    assert.deepEqual([changed.enabled, changed.description], [false, "js tour"]);
+    assert.equal((await hooks.webhooks.update(created.id, { description: null, enabled: true })).description, null);
+    assert.equal((await hooks.webhooks.get(created.id)).description, null);
+
+    const queued = await hooks.webhooks.test(created.id);
+    assert.deepEqual([queued.event_type, queued.state], ["webhook.test", "pending"]);
+    const [first] = await receiver.arrivals(1);
+    assert.equal(first.id, queued.event_id);
+    assert.deepEqual(first.verified, { [created.secret]: true });
+    assert.equal(first.body.type, "webhook.test");
+    const done = await settled(hooks.webhooks, created.id);
+    assert.deepEqual([done.id, done.state, done.last_status_code], [queued.id, "succeeded", 200]);
+
+    assert.equal((await hooks.webhooks.redeliver(created.id, queued.id)).event_id, queued.event_id);
+    const second = (await receiver.arrivals(2))[1];
+    assert.equal(second.id, queued.event_id); // the same event: receivers deduplicate on it
+    assert.equal((await settled(hooks.webhooks, created.id)).attempts, 2);
+
+    const rotated = await hooks.webhooks.rotateSecret(created.id, { overlapSeconds: 600 });
+    assert.notEqual(rotated.secret, created.secret);
+    assert.ok(rotated.webhook.previous_secret_expires_at);
+    receiver.trusted.push(rotated.secret);
+    const after = await hooks.webhooks.test(created.id);
+    const third = (await receiver.arrivals(3))[2];
+    assert.equal(third.id, after.event_id);
+    assert.deepEqual(third.verified, { [created.secret]: true, [rotated.secret]: true }); // both during the overlap
+    await settled(hooks.webhooks, created.id);
+
+    const page = await hooks.webhooks.deliveries(created.id, { limit: 1 });
+    assert.deepEqual(page.deliveries.map((d) => d.id), [after.id]);
+    const next = await hooks.webhooks.deliveries(created.id, { limit: 1, cursor: page.next_cursor });
+    assert.deepEqual(next.deliveries.map((d) => d.id), [queued.id]);
+    const all = [];
+    for await (const d of hooks.webhooks.iterDeliveries(created.id, { pageSize: 1 })) all.push(d.id);
+    assert.deepEqual(all, [after.id, queued.id]);
+    assert.deepEqual((await hooks.webhooks.deliveries(created.id, { state: "dead" })).deliveries, []);
+
+    assert.equal((await hooks.webhooks.delete(created.id)).deleted, true);
+    await assert.rejects(hooks.webhooks.get(created.id), (e) => assertError(e, NotFoundError, 404, "NOT_FOUND"));
+    assert.deepEqual(await hooks.webhooks.list(), []);
+  } finally {
+    await receiver.close();
+  }
+}
+
 test("every method, and every operation of the OpenAPI document is reached", async () => {
   const log = [];
   const client = await tenantClient({ client: { fetch: recordingFetch(log) } });
@@ -168,6 +285,9 @@ test("every method, and every operation of the OpenAPI document is reached", asy
   assert.deepEqual(await recordedAdmin.admin.listKeys({ tenant }), []);
   assert.equal((await recordedAdmin.admin.listKeys({ tenant, includeRevoked: true })).length, 1);
   assert.match(await recordedAdmin.admin.metrics(), /memory_http_requests_total/);
+
+  const hooksKey = await recordedAdmin.admin.createKey(`js-hooks-${Date.now()}`, { role: "admin", rateLimit: 10_000_000 });
+  await webhooksTour(new MemoryClient({ apiKey: hooksKey.key, baseUrl: URL_, fetch: recordingFetch(log) }));
 
   const document = await (await fetch(`${URL_}/openapi.json`)).json();
   const ops = Object.entries(document.paths).flatMap(([path, methods]) =>
@@ -290,6 +410,26 @@ test("AbortSignal cancels a call in flight, and timeoutMs bounds an attempt", as
     assert.equal(sockets.length, before); // an already aborted call never connects
   } finally {
     for (const s of sockets) s.destroy();
+    server.close();
+  }
+});
+
+test("webhook create and rotateSecret are not sent again after a connection failure", async () => {
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections++;
+    socket.once("data", () => socket.resetAndDestroy()); // the request arrived; its answer is lost
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const client = new MemoryClient({ apiKey: "k", baseUrl: `http://127.0.0.1:${server.address().port}`, maxRetries: 2 });
+  try {
+    await assert.rejects(client.webhooks.create("https://hooks.example.com/x"), APIConnectionError);
+    assert.equal(connections, 1);
+    await assert.rejects(client.webhooks.rotateSecret("some-id"), APIConnectionError);
+    assert.equal(connections, 2);
+    await assert.rejects(client.webhooks.list(), APIConnectionError); // a read is retried
+    assert.equal(connections, 5);
+  } finally {
     server.close();
   }
 });

@@ -6,7 +6,14 @@ client = MemoryClient(api_key="your_key")
 
 from mem0_client._base import API_KEY_ENV, BASE_URL_ENV
 from mem0_client._version import __version__
-from mem0_client.client import AdminAPI, AsyncAdminAPI, AsyncMemoryClient, MemoryClient
+from mem0_client.client import (
+    AdminAPI,
+    AsyncAdminAPI,
+    AsyncMemoryClient,
+    AsyncWebhooksAPI,
+    MemoryClient,
+    WebhooksAPI,
+)
 from mem0_client.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -29,7 +36,11 @@ from mem0_client.models import (
     AddResult,
     ApiKey,
     CreatedKey,
+    CreatedWebhook,
     Deleted,
+    Delivery,
+    DeliveryPage,
+    DeliveryState,
     DependencyState,
     Entity,
     EntityList,
@@ -43,9 +54,13 @@ from mem0_client.models import (
     Memory,
     MemoryPage,
     Relationship,
+    RotatedSecret,
     SearchResult,
     Status,
     UserStats,
+    Webhook,
+    WebhookEventType,
+    WebhookFormat,
 )
 
 __all__ = [
@@ -58,8 +73,13 @@ __all__ = [
     "ApiKey",
     "AsyncAdminAPI",
     "AsyncMemoryClient",
+    "AsyncWebhooksAPI",
     "CreatedKey",
+    "CreatedWebhook",
     "Deleted",
+    "Delivery",
+    "DeliveryPage",
+    "DeliveryState",
     "DependencyState",
     "Entity",
     "EntityList",
@@ -86,10 +106,15 @@ __all__ = [
     "PayloadTooLargeError",
     "RateLimitError",
     "Relationship",
+    "RotatedSecret",
     "SearchResult",
     "ServiceUnavailableError",
     "Status",
     "UnauthorizedError",
     "UserStats",
+    "Webhook",
+    "WebhookEventType",
+    "WebhookFormat",
+    "WebhooksAPI",
     "__version__",
 ]

@@ -33,7 +33,10 @@ from mem0_client.models import (
     AddResult,
     ApiKey,
     CreatedKey,
+    CreatedWebhook,
     Deleted,
+    Delivery,
+    DeliveryPage,
     EntityList,
     EntityMemories,
     Erased,
@@ -43,9 +46,11 @@ from mem0_client.models import (
     JobAccepted,
     Memory,
     MemoryPage,
+    RotatedSecret,
     SearchResult,
     Status,
     UserStats,
+    Webhook,
 )
 
 T = TypeVar("T")
@@ -103,6 +108,9 @@ class Call(Generic[T]):
     json: Any = None
     idempotency_key: str | None = None
     text: bool = False  # the body is not the envelope (Prometheus text)
+    # False for writes that must not happen twice and carry no Idempotency-Key: after a
+    # connection failure the service may have acted, so the error goes back to the caller.
+    resend_after_drop: bool = True
 
 
 def _model(cls: type[M]) -> Callable[[Any], M]:
@@ -277,6 +285,88 @@ def revoke_key_call(key_id: str) -> Call[ApiKey]:
     return Call("DELETE", f"/v1/admin/keys/{segment(key_id)}", _model(ApiKey))
 
 
+# -- webhooks ----------------------------------------------------------------------------------------
+
+
+def _webhook_path(webhook_id: str, *rest: str) -> str:
+    return "/".join([f"/v1/webhooks/{segment(webhook_id)}", *rest])
+
+
+def create_webhook_call(
+    url: str,
+    event_types: Sequence[str] | None,
+    description: str | None,
+    enabled: bool | None,
+    format: str | None,
+) -> Call[CreatedWebhook]:
+    body: dict[str, Any] = {"url": url}
+    if event_types is not None:
+        body["event_types"] = list(event_types)
+    for name, value in (("description", description), ("enabled", enabled), ("format", format)):
+        if value is not None:
+            body[name] = value
+    # Not resent after a dropped connection: a second create would make a second webhook.
+    return Call("POST", "/v1/webhooks", _model(CreatedWebhook), json=body, resend_after_drop=False)
+
+
+def list_webhooks_call() -> Call[list[Webhook]]:
+    return Call("GET", "/v1/webhooks", _list_of(Webhook, "webhooks"))
+
+
+def get_webhook_call(webhook_id: str) -> Call[Webhook]:
+    return Call("GET", _webhook_path(webhook_id), _model(Webhook))
+
+
+def update_webhook_call(
+    webhook_id: str,
+    url: str | None,
+    event_types: Sequence[str] | None,
+    description: str | None,
+    clear_description: bool,
+    enabled: bool | None,
+    format: str | None,
+) -> Call[Webhook]:
+    if clear_description and description is not None:
+        raise ValueError("pass description or clear_description, not both")
+    body: dict[str, Any] = {}
+    if event_types is not None:
+        body["event_types"] = list(event_types)
+    for name, value in (("url", url), ("description", description), ("enabled", enabled), ("format", format)):
+        if value is not None:
+            body[name] = value
+    if clear_description:
+        body["description"] = None  # an explicit null removes it; an absent field keeps it
+    if not body:
+        raise ValueError("update_webhook needs at least one change")
+    return Call("PATCH", _webhook_path(webhook_id), _model(Webhook), json=body)
+
+
+def delete_webhook_call(webhook_id: str) -> Call[Deleted]:
+    return Call("DELETE", _webhook_path(webhook_id), _model(Deleted))
+
+
+def rotate_secret_call(webhook_id: str, overlap_seconds: float | None) -> Call[RotatedSecret]:
+    body = None if overlap_seconds is None else {"overlap_seconds": overlap_seconds}
+    # Not resent after a dropped connection: a second rotation would replace the secret the
+    # caller never saw and end the overlap of the one receivers still use.
+    path = _webhook_path(webhook_id, "rotate-secret")
+    return Call("POST", path, _model(RotatedSecret), json=body, resend_after_drop=False)
+
+
+def send_test_call(webhook_id: str) -> Call[Delivery]:
+    return Call("POST", _webhook_path(webhook_id, "test"), _model(Delivery))
+
+
+def deliveries_call(webhook_id: str, limit: int | None, cursor: str | None, state: str | None) -> Call[DeliveryPage]:
+    params = _params(limit=limit, cursor=cursor, state=state)
+    return Call("GET", _webhook_path(webhook_id, "deliveries"), _model(DeliveryPage), params)
+
+
+def redeliver_call(webhook_id: str, delivery_id: str) -> Call[Delivery]:
+    path = _webhook_path(webhook_id, "deliveries", segment(delivery_id), "redeliver")
+    return Call("POST", path, _model(Delivery))
+
+
 # -- responses and retries -------------------------------------------------------------------------
 
 
@@ -351,9 +441,11 @@ def transport_error(call: Call[Any], exc: httpx.HTTPError) -> APIConnectionError
     return kind(f"{call.method} {call.path} failed: {type(exc).__name__}: {exc}")
 
 
-def decide_retry(error: Mem0Error, attempt: int, options: Options) -> float | None:
+def decide_retry(error: Mem0Error, attempt: int, options: Options, call: Call[Any]) -> float | None:
     """The wait before retrying, or None when the error is final."""
     if attempt >= options.max_retries or not retryable(error):
+        return None
+    if isinstance(error, APIConnectionError) and not call.resend_after_drop:
         return None
     if error.retry_after is not None and error.retry_after > options.max_retry_wait:
         return None  # the service asks for longer than the caller allows: give the error back now

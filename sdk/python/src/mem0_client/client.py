@@ -23,7 +23,11 @@ from mem0_client.models import (
     AddResult,
     ApiKey,
     CreatedKey,
+    CreatedWebhook,
     Deleted,
+    Delivery,
+    DeliveryPage,
+    DeliveryState,
     EntityList,
     EntityMemories,
     Erased,
@@ -33,9 +37,13 @@ from mem0_client.models import (
     JobAccepted,
     Memory,
     MemoryPage,
+    RotatedSecret,
     SearchResult,
     Status,
     UserStats,
+    Webhook,
+    WebhookEventType,
+    WebhookFormat,
 )
 
 T = TypeVar("T")
@@ -98,6 +106,7 @@ class MemoryClient(_ClientBase):
         self._http = http_client or httpx.Client()
         self._headers = b.default_headers(self.api_key)
         self.admin = AdminAPI(self)
+        self.webhooks = WebhooksAPI(self)
 
     def with_options(
         self, *, timeout: float | Literal[False] | None = False, max_retries: int | None = None
@@ -105,6 +114,7 @@ class MemoryClient(_ClientBase):
         """A client sharing this one's connections with another timeout or retry budget."""
         clone = self._copy(timeout, max_retries)
         clone.admin = AdminAPI(clone)
+        clone.webhooks = WebhooksAPI(clone)
         return clone
 
     def close(self) -> None:
@@ -139,7 +149,7 @@ class MemoryClient(_ClientBase):
                 cause: BaseException = exc
             except Mem0Error as exc:
                 error, cause = exc, exc
-            delay = b.decide_retry(error, attempt, options)
+            delay = b.decide_retry(error, attempt, options, call)
             if delay is None:
                 if error is cause:
                     raise error
@@ -332,6 +342,95 @@ class AdminAPI:
         return self._client._send(b.metrics_call())
 
 
+class WebhooksAPI:
+    """`client.webhooks`: the webhooks of the key's tenant (an admin key's operations).
+
+    Deliveries are signed with the Standard Webhooks scheme; verify them on the receiving side
+    with the `standardwebhooks` package and the secret `create` (or `rotate_secret`) returned.
+    """
+
+    def __init__(self, client: MemoryClient) -> None:
+        self._client = client
+
+    def create(
+        self,
+        url: str,
+        *,
+        event_types: Sequence[WebhookEventType] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+        format: WebhookFormat | None = None,
+    ) -> CreatedWebhook:
+        """A new webhook (every event type unless `event_types` says otherwise). `secret` in the
+        result signs its deliveries and is shown only this once: store it now. Not resent after
+        a connection failure (`APIConnectionError`; the service may have made it): check `list()`."""
+        return self._client._send(b.create_webhook_call(url, event_types, description, enabled, format))
+
+    def list(self) -> list[Webhook]:
+        return self._client._send(b.list_webhooks_call())
+
+    def get(self, webhook_id: str) -> Webhook:
+        return self._client._send(b.get_webhook_call(webhook_id))
+
+    def update(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        event_types: Sequence[WebhookEventType] | None = None,
+        description: str | None = None,
+        clear_description: bool = False,
+        enabled: bool | None = None,
+        format: WebhookFormat | None = None,
+    ) -> Webhook:
+        """Change what is given, keep the rest; `clear_description=True` removes the description."""
+        call = b.update_webhook_call(webhook_id, url, event_types, description, clear_description, enabled, format)
+        return self._client._send(call)
+
+    def delete(self, webhook_id: str) -> Deleted:
+        """Delete it; deliveries still waiting for it are dropped."""
+        return self._client._send(b.delete_webhook_call(webhook_id))
+
+    def rotate_secret(self, webhook_id: str, *, overlap_seconds: float | None = None) -> RotatedSecret:
+        """A new secret (shown only this once). For `overlap_seconds` (default: the service's
+        WEBHOOK_SECRET_OVERLAP_SECONDS) deliveries carry signatures by both, so receivers can
+        switch without losing any. Not resent after a connection failure: a second rotation
+        would replace the secret this call never returned."""
+        return self._client._send(b.rotate_secret_call(webhook_id, overlap_seconds))
+
+    def test(self, webhook_id: str) -> Delivery:
+        """Queue a `webhook.test` event to this webhook; the returned delivery shows the outcome
+        once a worker has sent it (`deliveries`)."""
+        return self._client._send(b.send_test_call(webhook_id))
+
+    def deliveries(
+        self,
+        webhook_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        state: DeliveryState | None = None,
+    ) -> DeliveryPage:
+        """One page of the webhook's deliveries, newest first; pass `next_cursor` back as `cursor`."""
+        return self._client._send(b.deliveries_call(webhook_id, limit, cursor, state))
+
+    def iter_deliveries(
+        self, webhook_id: str, *, page_size: int = 100, state: DeliveryState | None = None
+    ) -> Iterator[Delivery]:
+        """Every delivery of the webhook, newest first, across all pages (lazily)."""
+        cursor: str | None = None
+        while True:
+            page = self.deliveries(webhook_id, limit=page_size, cursor=cursor, state=state)
+            yield from page.deliveries
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def redeliver(self, webhook_id: str, delivery_id: str) -> Delivery:
+        """Send a delivery again now, whatever its state, with the same event id."""
+        return self._client._send(b.redeliver_call(webhook_id, delivery_id))
+
+
 class AsyncMemoryClient(_ClientBase):
     """The asyncio twin of `MemoryClient`: the same methods, awaited; `async with` closes it.
     `get_all` and `pages` are async iterators. Cancelling the task cancels the request."""
@@ -351,12 +450,14 @@ class AsyncMemoryClient(_ClientBase):
         self._http = http_client or httpx.AsyncClient()
         self._headers = b.default_headers(self.api_key)
         self.admin = AsyncAdminAPI(self)
+        self.webhooks = AsyncWebhooksAPI(self)
 
     def with_options(
         self, *, timeout: float | Literal[False] | None = False, max_retries: int | None = None
     ) -> AsyncMemoryClient:
         clone = self._copy(timeout, max_retries)
         clone.admin = AsyncAdminAPI(clone)
+        clone.webhooks = AsyncWebhooksAPI(clone)
         return clone
 
     async def close(self) -> None:
@@ -391,7 +492,7 @@ class AsyncMemoryClient(_ClientBase):
                 cause: BaseException = exc
             except Mem0Error as exc:
                 error, cause = exc, exc
-            delay = b.decide_retry(error, attempt, options)
+            delay = b.decide_retry(error, attempt, options, call)
             if delay is None:
                 if error is cause:
                     raise error
@@ -561,3 +662,75 @@ class AsyncAdminAPI:
 
     async def metrics(self) -> str:
         return await self._client._send(b.metrics_call())
+
+
+class AsyncWebhooksAPI:
+    """The asyncio twin of `WebhooksAPI`."""
+
+    def __init__(self, client: AsyncMemoryClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        url: str,
+        *,
+        event_types: Sequence[WebhookEventType] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+        format: WebhookFormat | None = None,
+    ) -> CreatedWebhook:
+        return await self._client._send(b.create_webhook_call(url, event_types, description, enabled, format))
+
+    async def list(self) -> list[Webhook]:
+        return await self._client._send(b.list_webhooks_call())
+
+    async def get(self, webhook_id: str) -> Webhook:
+        return await self._client._send(b.get_webhook_call(webhook_id))
+
+    async def update(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        event_types: Sequence[WebhookEventType] | None = None,
+        description: str | None = None,
+        clear_description: bool = False,
+        enabled: bool | None = None,
+        format: WebhookFormat | None = None,
+    ) -> Webhook:
+        call = b.update_webhook_call(webhook_id, url, event_types, description, clear_description, enabled, format)
+        return await self._client._send(call)
+
+    async def delete(self, webhook_id: str) -> Deleted:
+        return await self._client._send(b.delete_webhook_call(webhook_id))
+
+    async def rotate_secret(self, webhook_id: str, *, overlap_seconds: float | None = None) -> RotatedSecret:
+        return await self._client._send(b.rotate_secret_call(webhook_id, overlap_seconds))
+
+    async def test(self, webhook_id: str) -> Delivery:
+        return await self._client._send(b.send_test_call(webhook_id))
+
+    async def deliveries(
+        self,
+        webhook_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        state: DeliveryState | None = None,
+    ) -> DeliveryPage:
+        return await self._client._send(b.deliveries_call(webhook_id, limit, cursor, state))
+
+    async def iter_deliveries(
+        self, webhook_id: str, *, page_size: int = 100, state: DeliveryState | None = None
+    ) -> AsyncIterator[Delivery]:
+        cursor: str | None = None
+        while True:
+            page = await self.deliveries(webhook_id, limit=page_size, cursor=cursor, state=state)
+            for delivery in page.deliveries:
+                yield delivery
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def redeliver(self, webhook_id: str, delivery_id: str) -> Delivery:
+        return await self._client._send(b.redeliver_call(webhook_id, delivery_id))

@@ -182,3 +182,66 @@ class ApiKey(_Model):
 
 class CreatedKey(ApiKey):
     key: str = Field(description="The secret; shown once, only its hash is stored")
+
+
+# -- webhooks ----------------------------------------------------------------------------------------
+
+WebhookEventType = Literal[
+    "memory.created", "memory.updated", "memory.deleted", "user.erased", "job.completed", "job.failed"
+]
+WebhookFormat = Literal["standard", "mem0"]
+DeliveryState = Literal["pending", "succeeded", "dead"]
+
+
+class Webhook(_Model):
+    """An endpoint of the key's tenant. `event_types` and `format` are plain strings so a newer
+    service's additions still parse; `WebhookEventType` names the ones this client knows."""
+
+    id: str
+    url: str
+    description: str | None = None
+    event_types: list[str]
+    enabled: bool
+    format: str
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_expires_at: datetime | None = Field(
+        None, description="During a rotation's overlap: until when deliveries are also signed with the previous secret"
+    )
+
+
+class CreatedWebhook(Webhook):
+    secret: str = Field(description="The signing secret (whsec_...); shown only this once")
+
+
+class RotatedSecret(_Model):
+    webhook: Webhook
+    secret: str = Field(description="The new signing secret; shown only this once")
+
+
+class Delivery(_Model):
+    """One event on its way to one webhook. `event_id` is the `webhook-id` header of every
+    attempt (a redelivery too): receivers deduplicate on it."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    state: DeliveryState | str
+    attempts: int
+    next_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_duration_ms: float | None = None
+    last_error: str | None = None
+    last_response_excerpt: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class DeliveryPage(_Model):
+    """One page of a webhook's deliveries, newest first; `next_cursor` is None on the last page."""
+
+    deliveries: list[Delivery]
+    limit: int
+    next_cursor: str | None = None
