@@ -225,7 +225,7 @@ def test_bad_arguments_and_failures_are_tool_errors_with_the_contracts_codes(
             await error("no_such_tool", {}, "INVALID_REQUEST")
 
     run(body)
-    assert set(responses.statuses) == {200}  # tool errors, never a transport failure
+    assert set(responses.statuses) == {200, 202}  # tool errors, never a transport failure (202: a notification)
     assert tenant_key.rest.get(f"/v1/memories/{memory['id']}").json()["data"]["content"] == "Keep me"
 
 
@@ -355,7 +355,7 @@ def test_a_key_over_its_limit_is_refused_with_the_rate_limit_error(
 
     async def body() -> MCPError:
         async with mcp_client(service.url, key, responses=responses) as mcp:  # initialize + initialized: 2
-            result_data(await mcp.call_tool("list_memories", {}))  # 3
+            await mcp.list_tools()  # 3 (the client reads the output schemas it validates results with)
             result_data(await mcp.call_tool("list_memories", {}))  # 4
             with pytest.raises(MCPError) as refused:
                 await mcp.call_tool("list_memories", {})

@@ -119,34 +119,37 @@ def test_a_keys_limit_is_exact_across_both_workers(deployment: Deployment) -> No
 
 
 def test_tool_calls_are_traced_and_logged_like_requests(deployment: Deployment) -> None:
-    key = deployment.key()
+    tenant = f"traced-{uuid.uuid4().hex[:8]}"
+    with deployment.service.client(ADMIN_KEY) as admin:
+        key = new_tenant_key(admin, tenant)
     marker = f"marker-{uuid.uuid4().hex}"
+    request_id = f"mcp-{uuid.uuid4().hex[:12]}"
     with deployment.service.client(key) as rest:
         add_memory(rest, f"The vault code is {marker}", "tracer")
 
     async def body() -> None:
-        headers = {"X-Request-ID": f"mcp-{marker[-12:]}"}
-        async with mcp_client(deployment.service.url, key, headers=headers) as mcp:
+        async with mcp_client(deployment.service.url, key, headers={"X-Request-ID": request_id}) as mcp:
             result_data(await mcp.call_tool("search_memories", {"query": marker, "user_id": "tracer"}))
 
     run(body)
-    spans = deployment.traces.spans
-    deadline = time.monotonic() + 20
-    while not any(s.name == "tools/call search_memories" for s in spans) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    call = next(s for s in spans if s.name == "tools/call search_memories")
-    in_trace = {s.name for s in spans if s.trace_id == call.trace_id}
-    assert {"memory.search", "vector.search"} <= in_trace
-    assert any(name.startswith("POST /mcp") for name in in_trace)
-
     lines = [json.loads(line) for line in deployment.service.logs().splitlines() if line.startswith("{")]
-    tool_lines = [line for line in lines if line.get("event") == "mcp tool call"]
-    logged = next(line for line in tool_lines if line.get("request_id") == f"mcp-{marker[-12:]}")
+    logged = next(
+        line for line in lines if line.get("event") == "mcp tool call" and line.get("request_id") == request_id
+    )
     assert logged["tool"] == "search_memories"
     assert logged["outcome"] == "success"
-    assert logged["tenant"].startswith("w-")
+    assert logged["tenant"] == tenant
     assert logged["duration_ms"] >= 0
-    assert logged["trace_id"] == call.trace_id
     text = deployment.service.logs()
-    assert marker not in text.replace(f"mcp-{marker[-12:]}", "")  # never the query or the content
+    assert marker not in text  # never the query or the content
     assert key not in text
+
+    trace_id = logged["trace_id"]  # the call's log line and its spans are one trace, with the HTTP request's
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        in_trace = {s.name for s in deployment.traces.spans if s.trace_id == trace_id}
+        if {"tools/call search_memories", "memory.search", "vector.search"} <= in_trace:
+            break
+        time.sleep(0.3)
+    assert {"tools/call search_memories", "memory.search", "vector.search"} <= in_trace
+    assert any(name.startswith("POST /mcp") for name in in_trace)

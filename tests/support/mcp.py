@@ -71,15 +71,25 @@ async def mcp_client(
     hooks = {"response": [responses.record]} if responses is not None else {}
     limits = httpx2.Limits() if keepalive else httpx2.Limits(max_keepalive_connections=0)
     timeout = httpx2.Timeout(60.0)
-    async with httpx2.AsyncClient(headers=all_headers, timeout=timeout, event_hooks=hooks, limits=limits) as http:
-        transport = streamable_http_client(f"{url}/mcp", http_client=http)
-        if mode == "auto":
-            async with Client(transport, cache=None) as client:
-                yield client
-        else:
-            async with transport as (read, write), ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+    try:
+        async with httpx2.AsyncClient(headers=all_headers, timeout=timeout, event_hooks=hooks, limits=limits) as http:
+            transport = streamable_http_client(f"{url}/mcp", http_client=http)
+            if mode == "auto":
+                async with Client(transport, cache=None) as client:
+                    yield client
+            else:
+                async with transport as (read, write), ClientSession(read, write) as session:
+                    await session.initialize()
+                    yield session
+    except BaseExceptionGroup as group:  # the SDK's task groups wrap what a call raised: unwrap it
+        raise leaf(group) from None
+
+
+def leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def run(fn: Callable[[], Awaitable[Any]]) -> Any:
