@@ -137,7 +137,8 @@ def register(server: MCPServer, settings: Settings) -> None:
             Field(
                 min_length=1,
                 max_length=100,
-                description="A conversation to remember from, instead of text; its user messages are what is stored",
+                description="A conversation to remember from, instead of text: its user messages are stored, or "
+                "with inference the facts the server's LLM finds in it",
             ),
         ] = None,
         user_id: UserId = None,
