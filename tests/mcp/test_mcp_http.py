@@ -329,20 +329,25 @@ def test_missing_and_wrong_keys_are_refused_with_401_before_any_mcp_message(
     assert refusal["error"]["data"]["code"] == "UNAUTHORIZED"
 
 
-def test_a_browser_origin_that_is_not_allowed_is_refused(service: ServiceProcess, tenant_key: TenantKey) -> None:
+def test_a_foreign_origin_a_bad_user_pin_and_other_methods_are_refused_before_mcp(
+    service: ServiceProcess, tenant_key: TenantKey
+) -> None:
     """DNS rebinding: a page on another origin must not drive the endpoint, even with a key."""
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     headers = {
         "Authorization": f"Bearer {tenant_key.key}",
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": "2025-11-25",
-        "Origin": "http://evil.example",
     }
-    response = httpx.post(f"{service.url}/mcp", json=message, headers=headers)
-    assert response.status_code == 403
-    assert response.json()["error"]["data"]["code"] == "FORBIDDEN"
-    del headers["Origin"]
-    listed = httpx.post(f"{service.url}/mcp", json=message, headers=headers)
+    foreign = httpx.post(f"{service.url}/mcp", json=message, headers={**headers, "Origin": "http://evil.example"})
+    assert foreign.status_code == 403
+    assert foreign.json()["error"]["data"]["code"] == "FORBIDDEN"
+    bad_pin = httpx.post(f"{service.url}/mcp", json=message, headers={**headers, "X-User-ID": "two words"})
+    assert bad_pin.status_code == 400
+    assert bad_pin.json()["error"]["data"]["code"] == "INVALID_REQUEST"
+    for method in ("GET", "DELETE"):  # no event stream, no session to end
+        assert httpx.request(method, f"{service.url}/mcp", headers=headers).status_code == 405
+    listed = httpx.post(f"{service.url}/mcp", json=message, headers=headers)  # the same request, without them
     assert listed.status_code == 200
     assert {t["name"] for t in listed.json()["result"]["tools"]} == TOOLS
 
