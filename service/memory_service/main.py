@@ -89,7 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
+            # MCP-Protocol-Version and X-User-ID: browser MCP clients on /mcp (docs/mcp.md).
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "Idempotency-Key",
+                "MCP-Protocol-Version",
+                "X-User-ID",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "X-RateLimit-Limit",

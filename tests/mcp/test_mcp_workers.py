@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -24,6 +25,7 @@ from tests.support.redis import RedisServer
 from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
 
 pytestmark = pytest.mark.redis
+ALLOWED_ORIGIN = "https://console.example"
 
 
 @dataclass
@@ -47,8 +49,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "GUNICORN_GRACEFUL_TIMEOUT": "10",
+        "CORS_ORIGINS": ALLOWED_ORIGIN,
     }
-    service = ServiceProcess(tmp_path_factory.mktemp("mcp-workers"), env, workers=2).start()
+    # Two workers importing the service at once on a shared 2-core machine: more than the default 90 s.
+    service = ServiceProcess(tmp_path_factory.mktemp("mcp-workers"), env, workers=2).start(timeout=240)
     yield Deployment(service, receiver)
     service.stop()
     receiver.stop()
@@ -153,3 +157,29 @@ def test_tool_calls_are_traced_and_logged_like_requests(deployment: Deployment) 
         time.sleep(0.3)
     assert {"tools/call search_memories", "memory.search", "vector.search"} <= in_trace
     assert any(name.startswith("POST /mcp") for name in in_trace)
+
+
+def test_a_browser_client_on_an_allowed_origin_gets_through_cors(deployment: Deployment) -> None:
+    url = f"{deployment.service.url}/mcp"
+    preflight = httpx.options(
+        url,
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version, x-user-id",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "mcp-protocol-version", "x-user-id"} <= allowed
+    headers = {
+        "Authorization": f"Bearer {deployment.key()}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-11-25",
+        "Origin": ALLOWED_ORIGIN,
+    }
+    listed = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
+    assert listed.status_code == 200
+    assert listed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert {t["name"] for t in listed.json()["result"]["tools"]} == TOOLS
