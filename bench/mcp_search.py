@@ -7,8 +7,10 @@ Three ways to ask the service for the same 10 memories, interleaved so machine l
   output validation) beside the REST route's;
 - `mcp_sdk`: the `mcp` package's own Client (streamable HTTP, its default protocol), which also
   validates every result against the tool's output schema: what an agent framework sees.
-Each: sequential p50/p95 (ms), and searches per second with BENCH_CLIENTS concurrent clients for
-BENCH_SECONDS (three windows, median). The clients share the server's 2 cores.
+Each: sequential p50/p95 (ms), searches per second with BENCH_CLIENTS concurrent clients for
+BENCH_SECONDS (three windows, median), and the server's CPU time per search (the service's
+process, and with its embedded Postgres): the clients share the server's 2 cores, and on a busy
+machine wall-clock figures swing with the load while CPU time per search holds.
 
 Alone (`python bench/mcp_search.py`) it starts a service, seeds 1,000 memories, and prints JSON.
 """
@@ -23,20 +25,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import httpx2
+import psutil
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server import ServiceProcess  # noqa: E402
+from tests.support.server import ServiceProcess, postgres_processes  # noqa: E402
 
 USERS = 10
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
@@ -156,7 +159,52 @@ def sdk_sequential(url: str, headers: dict[str, str], samples: int) -> list[floa
     return anyio.run(run)
 
 
-def measure(url: str, headers: dict[str, str]) -> dict[str, Any]:
+def cpu_seconds(pid: int, data_dir: Path) -> tuple[float, float]:
+    """User + system CPU seconds of the service's process, and of it with its embedded Postgres."""
+    own = sum(psutil.Process(pid).cpu_times()[:2])
+    database = 0.0
+    for process in postgres_processes(data_dir):
+        with suppress(psutil.NoSuchProcess):
+            database += sum(process.cpu_times()[:2])
+    return own, own + database
+
+
+def cpu_per_search(
+    url: str, headers: dict[str, str], service: ServiceProcess, rounds: int = 3
+) -> dict[str, dict[str, float]]:
+    """Server CPU ms per search, each way, in alternating rounds of SAMPLES // 2 sequential searches."""
+    n = max(1, SAMPLES // 2)
+    spent = {name: [0.0, 0.0] for name in ("rest", "mcp_http", "mcp_sdk")}
+
+    assert service.process is not None
+    pid = service.process.pid
+
+    def account(name: str, before: tuple[float, float]) -> None:
+        after = cpu_seconds(pid, service.data_dir)
+        spent[name][0] += after[0] - before[0]
+        spent[name][1] += after[1] - before[1]
+
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        for _ in range(rounds):
+            for name, call in (("rest", rest_search), ("mcp_http", mcp_http_search)):
+                before = cpu_seconds(pid, service.data_dir)
+                for i in range(n):
+                    call(client, i)
+                account(name, before)
+            before = cpu_seconds(pid, service.data_dir)
+            sdk_sequential(url, headers, n)
+            account("mcp_sdk", before)
+    return {
+        name: {
+            "service_ms": round(own * 1000 / (rounds * n), 2),
+            "with_postgres_ms": round(tree * 1000 / (rounds * n), 2),
+        }
+        for name, (own, tree) in spent.items()
+    }
+
+
+def measure(service: ServiceProcess, headers: dict[str, str]) -> dict[str, Any]:
+    url = service.url
     timings: dict[str, list[float]] = {"rest": [], "mcp_http": []}
     calls = {"rest": rest_search, "mcp_http": mcp_http_search}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -179,14 +227,20 @@ def measure(url: str, headers: dict[str, str]) -> dict[str, Any]:
         }
         for name in ("rest", "mcp_http", "mcp_sdk")
     }
+    for name, cpu in cpu_per_search(url, headers, service).items():
+        results[name]["server_cpu_per_search"] = cpu
     rest = results["rest"]
-    results["ratios_vs_rest"] = {  # above 1: MCP is slower (p50) or serves fewer searches per second
-        name: {
-            "search_p50": round(results[name]["search"]["p50_ms"] / rest["search"]["p50_ms"], 2),
-            "search_per_second": round(rest["search_per_second"] / results[name]["search_per_second"], 2),
+    ratios: dict[str, dict[str, float]] = {}
+    for name in ("mcp_http", "mcp_sdk"):  # above 1: MCP is slower, serves fewer per second, costs more CPU
+        ours = results[name]
+        ratios[name] = {
+            "search_p50": round(ours["search"]["p50_ms"] / rest["search"]["p50_ms"], 2),
+            "search_per_second": round(rest["search_per_second"] / ours["search_per_second"], 2),
         }
-        for name in ("mcp_http", "mcp_sdk")
-    }
+        ratios[name]["server_cpu_per_search"] = round(
+            ours["server_cpu_per_search"]["service_ms"] / rest["server_cpu_per_search"]["service_ms"], 2
+        )
+    results["ratios_vs_rest"] = ratios
     return results
 
 
@@ -198,9 +252,9 @@ def main() -> int:
             "RATE_LIMIT_PER_MINUTE": "1000000000",
             "RATE_LIMIT_BURST": "1000000000",
             "LOG_LEVEL": "WARNING",
-            "REQUEST_TIMEOUT": "60",  # seeding adds 100 messages a request: on a busy machine, more than 10 s
+            "REQUEST_TIMEOUT": "300",  # seeding adds 100 messages a request: on a busy machine, minutes
         }
-        service = ServiceProcess(Path(tmp) / "service", env).start()
+        service = ServiceProcess(Path(tmp) / "service", env).start(timeout=300)
         headers = {"Authorization": "Bearer mem0_dev_key_123456789"}
         try:
             log("seeding 1,000 memories")
@@ -209,7 +263,7 @@ def main() -> int:
             results = {
                 "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
                 "settings": {"samples": SAMPLES, "clients": CLIENTS, "seconds": SECONDS},
-                "mcp_search_1k": measure(service.url, headers),
+                "mcp_search_1k": measure(service, headers),
             }
         finally:
             service.stop()

@@ -230,10 +230,10 @@ def main() -> int:
             "RATE_LIMIT_PER_MINUTE": "1000000000",
             "RATE_LIMIT_BURST": "1000000000",
             "LOG_LEVEL": "WARNING",
-            "REQUEST_TIMEOUT": "60",  # seeding adds 100 messages a request: on a busy machine, more than 10 s
+            "REQUEST_TIMEOUT": "300",  # seeding adds 100 messages a request: on a busy machine, minutes
         }
         env |= WEBHOOK_ENV
-        service = ServiceProcess(data / "service", env).start()
+        service = ServiceProcess(data / "service", env).start(timeout=300)
         headers = {"Authorization": "Bearer mem0_dev_key_123456789"}
         try:
             log("seeding 1,000 memories")
@@ -259,7 +259,7 @@ def main() -> int:
             log("measuring adds with and without a subscribed webhook")
             results["webhooks_1k"] = measure_webhooks(service.url)
             log("measuring search through MCP beside REST at 1k")
-            results["mcp_search_1k"] = measure_mcp_search(service.url, headers)
+            results["mcp_search_1k"] = measure_mcp_search(service, headers)
             log("seeding to 10,000 memories")
             seed(service.url, headers, 9000, start=1000)
             log("measuring at 10k")
