@@ -166,7 +166,8 @@ def register(server: MCPServer, settings: Settings) -> None:
         if not any(m.role == "user" for m in body.messages):
             raise InvalidRequest("messages must contain at least one message with role 'user'", {"field": "messages"})
         command = body.command(caller.settings.default_user_id)
-        return result(AddedMemories.of(await caller.services.engine.add(caller.principal.tenant, command)))
+        added = await caller.services.engine.add(caller.principal.tenant, command, caller=caller.principal.key_id)
+        return result(AddedMemories.of(added))
 
     async def search_memories(
         ctx: Context,
@@ -204,6 +205,7 @@ def register(server: MCPServer, settings: Settings) -> None:
             threshold=threshold,
             filters=check_filters(filters or {}),
             graph_boost=graph_boost,
+            caller=caller.principal.key_id,
         )
         memories = [MemoryOut.of(r) for r in records]
         return result(SearchResults(memories=memories, count=len(memories), query=query))
