@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from memory_service import __version__
 from memory_service.api import errors
 from memory_service.api.console import mount_console
-from memory_service.api.mcp.endpoint import McpEndpoint
+from memory_service.api.mcp.endpoint import MCP_PATH, McpEndpoint
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
 from memory_service.api.routes import admin, health, jobs, memories, metrics, users, webhooks
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         max_body_bytes=max_body_bytes,
         body_timeout=settings.request_body_timeout,
+        own_body_rules=(MCP_PATH,),  # its arguments are checked per tool call (api/mcp/server.py)
     )
     configure_tracing(settings, app)
     return app

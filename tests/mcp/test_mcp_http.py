@@ -404,3 +404,45 @@ def test_tool_calls_are_counted_with_a_bounded_tool_label(service: ServiceProces
     assert tools <= TOOLS | {"<unknown>"}
     assert _metric(after, "memory_mcp_tool_duration_seconds_count", tool="list_memories") >= 1
     assert _metric(after, "memory_http_requests_total", route="/mcp", method="POST", status="200") >= 5
+
+
+def test_nul_characters_and_non_finite_numbers_in_arguments_are_tool_errors(
+    service: ServiceProcess, tenant_key: TenantKey
+) -> None:
+    """What the REST API refuses at the door (400) is, through MCP, a tool error the model can act on."""
+    memory = add_memory(tenant_key.rest, "Tea at five", "nul-user")
+    responses = Responses()
+
+    async def body() -> None:
+        async with mcp_client(service.url, tenant_key.key, responses=responses) as mcp:
+            for tool, arguments in (
+                ("add_memories", {"text": "tea\x00time", "user_id": "nul-user"}),
+                ("add_memories", {"text": "tea", "user_id": "nul-user", "metadata": {"k\x00": "v"}}),
+                ("update_memory", {"memory_id": memory["id"], "content": "tea\x00time"}),
+                ("search_memories", {"query": "tea\x00", "user_id": "nul-user"}),
+            ):
+                refused = tool_error(await mcp.call_tool(tool, arguments), "INVALID_REQUEST")
+                assert "NUL" in refused["message"], tool
+
+    run(body)
+    assert set(responses.statuses) == {200, 202}  # tool errors, not a refused request
+    # The SDK's client writes non-finite numbers as null, so these go as raw JSON-RPC text.
+    headers = {
+        "Authorization": f"Bearer {tenant_key.key}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    for number in ("1e999", "NaN", "-Infinity"):
+        raw = (
+            '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add_memories", "arguments": '
+            '{"text": "tea", "user_id": "nul-user", "metadata": {"cups": ' + number + "}}}}"
+        )
+        answer = httpx.post(f"{service.url}/mcp", content=raw, headers=headers)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()["result"]
+        assert result["isError"] is True
+        assert json.loads(result["content"][0]["text"])["error"]["code"] == "INVALID_REQUEST", number
+    stored = tenant_key.rest.get("/v1/memories/user/nul-user").json()["data"]
+    assert [m["id"] for m in stored["memories"]] == [memory["id"]]
+    assert stored["memories"][0]["content"] == "Tea at five"

@@ -2,7 +2,8 @@
 
 Every tool call ends in a result the model can read. A failure is a tool error (`isError`) whose
 text is `{"error": {"code", "message", "details"}}` with the contract's code: bad arguments are
-INVALID_REQUEST with the field errors, the service's own errors keep their code (MEMORY_NOT_FOUND,
+INVALID_REQUEST with the field errors (NUL characters and non-finite numbers too: /mcp checks its own
+bodies, api/middleware.py), the service's own errors keep their code (MEMORY_NOT_FOUND,
 PAYLOAD_TOO_LARGE, SERVICE_UNAVAILABLE...), anything unexpected is INTERNAL_ERROR with nothing
 of its internals (the log has the traceback, under the request id). Each call is counted by tool
 (unknown names share one label, so the label stays bounded) and outcome, timed, and logged.
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from memory_service import __version__
 from memory_service.api.mcp.tools import register
+from memory_service.core.json_rules import value_problem
 from memory_service.errors import InvalidRequest, MemoryNotFound, NotFound, ServiceError, ServiceUnavailable
 from memory_service.observability.metrics import MCP_TOOL_CALLS, MCP_TOOL_DURATION
 from memory_service.settings import Settings
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 tool_log = structlog.get_logger("memory_service.mcp")
 UNKNOWN_TOOL = "<unknown>"
 OUTCOMES = ("success", "invalid", "not_found", "unavailable", "error")
+# Bounds of the argument walk: far above what any tool's schema admits (metadata has its own,
+# tighter limits), only so that a hostile document costs bounded work before the schema check.
+ARGUMENT_DEPTH = 32
+ARGUMENT_KEYS = 10_000
 
 INSTRUCTIONS = """\
 Long-term memory about the user, kept across conversations. Search it (search_memories) before
@@ -106,6 +112,10 @@ class MemoryMCP(MCPServer[Any]):
         try:
             if label == UNKNOWN_TOOL:
                 error = InvalidRequest(f"Unknown tool '{name}'", {"tools": sorted(self.tool_names)})
+                return error_result(error)
+            # The rules the middleware applies to REST bodies (not to /mcp's): no NUL, finite numbers.
+            if (problem := value_problem(arguments, max_depth=ARGUMENT_DEPTH, max_keys=ARGUMENT_KEYS)) is not None:
+                error = InvalidRequest(f"Invalid arguments: {problem}", {"arguments": problem})
                 return error_result(error)
             try:
                 return await super().call_tool(name, arguments, context)
