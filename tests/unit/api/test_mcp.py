@@ -10,6 +10,7 @@ from memory_service.api.mcp.bridge import endpoint
 from memory_service.api.mcp.endpoint import REFUSED, refusal
 from memory_service.api.mcp.server import MemoryMCP
 from memory_service.errors import RateLimitExceeded, Unauthorized
+from memory_service.main import create_app
 from memory_service.settings import Settings
 
 
@@ -45,3 +46,11 @@ def test_the_bridge_accepts_the_service_url_or_its_mcp_url() -> None:
     assert endpoint("https://memory.example.com/") == "https://memory.example.com/mcp"
     assert endpoint("https://memory.example.com/mcp/") == "https://memory.example.com/mcp"
     assert endpoint("http://10.0.0.5:8080/base") == "http://10.0.0.5:8080/base/mcp"
+
+
+def test_mcp_is_not_an_openapi_operation() -> None:
+    """/mcp is a JSON-RPC transport, not a REST operation: it stays out of the OpenAPI document,
+    so the SDK coverage test (tests/sdk/operations.py) asks no SDK method of it."""
+    paths = create_app(Settings()).openapi()["paths"]
+    assert "/v1/memories" in paths  # the document is the real one
+    assert not [path for path in paths if path.startswith("/mcp")]
