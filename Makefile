@@ -78,7 +78,7 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 	$(BIN)/python scripts/postman.py
 
 .PHONY: bench
-bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, webhook cost of an add, limiter overhead
+bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, webhook cost of an add, search through MCP beside REST, limiter overhead
 	@$(BIN)/python bench/run.py
 
 .PHONY: bench-extractor

@@ -10,6 +10,8 @@ What it measures, in one run on one machine (so ratios are comparable, absolute 
   reported), and once with the iterative scan that makes them complete, as the service's are;
 - what a subscribed webhook adds to an add (bench/webhooks.py): p50/p95 of adds with and without
   one, interleaved, at 1k memories, and the event lag to a loopback receiver;
+- the same search through MCP (POST /mcp, and the `mcp` SDK's client) beside REST, at 1k
+  (bench/mcp_search.py);
 - the rate limiter's added latency per request (its `check`), memory:// and a real Redis.
 The client runs on the same 2 cores as the server: throughput figures include that contention.
 Progress goes to stderr; stdout is one JSON document.
@@ -36,6 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.mcp_search import measure as measure_mcp_search  # noqa: E402
 from bench.webhooks import ENV as WEBHOOK_ENV  # noqa: E402
 from bench.webhooks import measure as measure_webhooks  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
@@ -223,9 +226,14 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         data = Path(tmp)
-        env = {"RATE_LIMIT_PER_MINUTE": "1000000000", "RATE_LIMIT_BURST": "1000000000", "LOG_LEVEL": "WARNING"}
+        env = {
+            "RATE_LIMIT_PER_MINUTE": "1000000000",
+            "RATE_LIMIT_BURST": "1000000000",
+            "LOG_LEVEL": "WARNING",
+            "REQUEST_TIMEOUT": "300",  # seeding adds 100 messages a request: on a busy machine, minutes
+        }
         env |= WEBHOOK_ENV
-        service = ServiceProcess(data / "service", env).start()
+        service = ServiceProcess(data / "service", env).start(timeout=300)
         headers = {"Authorization": "Bearer mem0_dev_key_123456789"}
         try:
             log("seeding 1,000 memories")
@@ -250,6 +258,8 @@ def main() -> int:
             results.update({f"{name}_1k": figures for name, figures in at_1k.items()})
             log("measuring adds with and without a subscribed webhook")
             results["webhooks_1k"] = measure_webhooks(service.url)
+            log("measuring search through MCP beside REST at 1k")
+            results["mcp_search_1k"] = measure_mcp_search(service, headers)
             log("seeding to 10,000 memories")
             seed(service.url, headers, 9000, start=1000)
             log("measuring at 10k")

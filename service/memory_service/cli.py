@@ -1,4 +1,4 @@
-"""`memory-service`: serve the API, manage API keys.
+"""`memory-service`: serve the API, manage API keys and the schema, bridge stdio MCP clients.
 
 `serve` runs uvicorn in-process for one worker, gunicorn with uvicorn workers for more. With
 several workers the gunicorn master owns the embedded Postgres (workers connect to it) and the
@@ -24,7 +24,10 @@ if TYPE_CHECKING:  # the runtime imports stay lazy: `serve` must not import prom
     from memory_service.settings import Settings
     from memory_service.storage.database import Database, EmbeddedPostgres
 
-app = typer.Typer(help="Mem0 memory service", no_args_is_help=True, add_completion=False)
+# No locals in tracebacks: they would show API keys.
+app = typer.Typer(
+    help="Mem0 memory service", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False
+)
 keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once, at creation)", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 db_app = typer.Typer(
@@ -161,6 +164,32 @@ def _serve_gunicorn(host: str, port: int, workers: int, embedded: EmbeddedPostgr
             return True
         raise
     return False
+
+
+@app.command("mcp-stdio")
+def mcp_stdio(
+    base_url: Annotated[
+        str, typer.Option(envvar="MEMORY_SERVICE_URL", help="The service's URL, e.g. https://memory.example.com")
+    ],
+    api_key: Annotated[
+        str, typer.Option(envvar="MEMORY_SERVICE_API_KEY", help="An API key of the service (better from the env)")
+    ],
+    user_id: Annotated[
+        str | None,
+        typer.Option(envvar="MEMORY_SERVICE_USER_ID", help="Pin the connection to this user (X-User-ID)"),
+    ] = None,
+) -> None:
+    """Serve MCP on stdin/stdout, forwarding to a remote service's /mcp (for desktop MCP clients)."""
+    import anyio
+
+    from memory_service.api.mcp.bridge import BridgeError, serve
+
+    try:
+        anyio.run(serve, base_url, api_key, user_id)
+    except BridgeError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 def _open_database() -> tuple[Settings, Database]:

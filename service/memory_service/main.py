@@ -1,6 +1,6 @@
 """The application: routes under /v1 (health, status and metrics also at the root, as the seed
-calls them), the error mapping, the request middleware, and a lifespan that opens every backend
-before the first request and closes them after the last.
+calls them), the MCP endpoint at /mcp, the error mapping, the request middleware, and a lifespan
+that opens every backend before the first request and closes them after the last.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from memory_service import __version__
 from memory_service.api import errors
 from memory_service.api.console import mount_console
+from memory_service.api.mcp.endpoint import MCP_PATH, McpEndpoint
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
 from memory_service.api.routes import admin, health, jobs, memories, metrics, users, webhooks
@@ -37,6 +38,8 @@ headers (the window closest to running out).
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    max_body_bytes = 4 * settings.max_memory_size + 1_000_000
+    mcp = McpEndpoint(settings, max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.services = services
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await services.close()
             shutdown_tracing()
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(mcp.router)
     if settings.console_enabled:
         mount_console(app)  # /console: HTML pages with their own error pages and security headers
 
@@ -84,7 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
+            # MCP-Protocol-Version and X-User-ID: browser MCP clients on /mcp (docs/mcp.md).
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "Idempotency-Key",
+                "MCP-Protocol-Version",
+                "X-User-ID",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "X-RateLimit-Limit",
@@ -97,8 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost, so ids, metrics and the 500 envelope cover everything inside.
     app.add_middleware(
         RequestContextMiddleware,
-        max_body_bytes=4 * settings.max_memory_size + 1_000_000,
+        max_body_bytes=max_body_bytes,
         body_timeout=settings.request_body_timeout,
+        own_body_rules=(MCP_PATH,),  # its arguments are checked per tool call (api/mcp/server.py)
     )
     configure_tracing(settings, app)
     return app

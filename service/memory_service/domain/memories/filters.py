@@ -66,6 +66,18 @@ def _check_key(key: str) -> None:
         raise _invalid(f"'{key}' cannot be filtered on")
 
 
+def check_filters(decoded: Mapping[str, Any]) -> dict[str, Any]:
+    """Filters in mem0's operator syntax, checked: what `filters=<JSON>` decodes to, and what MCP
+    clients send as an object."""
+    filters: dict[str, Any] = {}
+    for key, condition in decoded.items():
+        _check_key(key)
+        filters[key] = _check_condition(key, condition)
+    if len(filters) > MAX_FILTERS:
+        raise _invalid(f"at most {MAX_FILTERS} keys")
+    return filters
+
+
 def parse_search_filters(raw: str | None, shorthand: Mapping[str, list[str]]) -> dict[str, Any]:
     """`raw`: the `filters` JSON; `shorthand`: `metadata.<key>` parameters, key -> values."""
     filters: dict[str, Any] = {}
@@ -78,9 +90,7 @@ def parse_search_filters(raw: str | None, shorthand: Mapping[str, list[str]]) ->
             raise _invalid(str(exc)) from exc
         if not isinstance(decoded, dict):
             raise _invalid("must be a JSON object")
-        for key, condition in decoded.items():
-            _check_key(key)
-            filters[key] = _check_condition(key, condition)
+        filters = check_filters(decoded)
     for key, values in shorthand.items():
         _check_key(key)
         if key in filters:
