@@ -42,25 +42,25 @@ def test_one_memory_two_dialects(service: ServiceProcess, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
+    ("method", "path", "status", "code"),
     [
-        ("POST", "/v1/memories/", 405),  # the contract's add is /v1/memories; the Platform's is /v3/memories/add/
-        ("GET", "/v1/memories/search/", 404),  # a memory id "search" in the Platform dialect
-        ("GET", "/v3/memories/add/", 405),
-        ("GET", "/v1/memories/user/yara/", 404),
-        ("GET", "/v1/ping", 404),
-        ("GET", "/v3/memories/search", 404),
-        ("DELETE", "/v1/memories", 405),
-        ("PUT", "/v1/batch", 404),
+        # the contract's add is /v1/memories; the Platform's is /v3/memories/add/
+        ("POST", "/v1/memories/", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/v1/memories/search/", 404, "MEMORY_NOT_FOUND"),  # a memory id "search", Platform dialect
+        ("GET", "/v3/memories/add/", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/v1/memories/user/yara/", 404, "NOT_FOUND"),
+        ("GET", "/v1/ping", 404, "NOT_FOUND"),
+        ("GET", "/v3/memories/search", 404, "NOT_FOUND"),
+        ("DELETE", "/v1/memories", 405, "METHOD_NOT_ALLOWED"),
+        ("PUT", "/v1/batch", 404, "NOT_FOUND"),
     ],
 )
 def test_no_redirect_crosses_the_boundary(
-    service: ServiceProcess, key: str, method: str, path: str, status: int
+    service: ServiceProcess, key: str, method: str, path: str, status: int, code: str
 ) -> None:
     with platform_http(service, key) as http:
         response = http.request(method, path, json={})
     assert not response.is_redirect
-    code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
     if path.endswith("/"):
         platform_error(response, status, code)
     else:

@@ -263,8 +263,8 @@ def test_users_lists_entities_and_delete_users_erases_them(mem0: MemoryClient, o
 
 def test_batch_update_and_delete_a_thousand(mem0: MemoryClient) -> None:
     ids: list[str] = []
-    for start in range(0, 1000, 100):
-        messages = [{"role": "user", "content": f"Batch memory {i} of Quinn"} for i in range(start, start + 100)]
+    for start in range(0, 1000, 25):  # small adds: each embeds its messages within REQUEST_TIMEOUT
+        messages = [{"role": "user", "content": f"Batch memory {i} of Quinn"} for i in range(start, start + 25)]
         ids += added_ids(mem0.add(messages, user_id="quinn"))
     assert len(ids) == 1000
     updates = [{"memory_id": memory_id, "metadata": {"batch": i}} for i, memory_id in enumerate(ids)]
