@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memory_service.api.schemas import MAX_MESSAGES, _check_metadata
@@ -290,10 +290,9 @@ class FeedbackRequest(_Strict):
 # -- responses ------------------------------------------------------------------------------------
 
 
-class PlatformJSON(Response):
-    """A body already in the Platform's shape, written with orjson (no model pass on the way out)."""
-
-    media_type = "application/json"
+class PlatformJSON(JSONResponse):
+    """A body already in the Platform's shape, written with orjson (no model pass on the way out);
+    a JSONResponse, so OpenAPI documents each route's `response_model`."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
@@ -417,6 +416,57 @@ class EventObject(BaseModel):
     latency: float | None = Field(description="Milliseconds from start to completion")
 
 
+class PingResponse(BaseModel):
+    status: Literal["ok"]
+    org_id: str = Field(description="The key's tenant")
+    project_id: str = Field(description="The key's tenant")
+    user_email: None
+    role: Literal["user", "admin"]
+
+
+class EntityObject(BaseModel):
+    id: str = Field(examples=["user:alice"])
+    name: str
+    type: Literal["user", "agent", "app", "run"]
+    owner: str = Field(description="The tenant")
+    metadata: None
+    total_memories: int
+    created_at: str | None = Field(description="Its first memory's creation")
+    updated_at: str | None = Field(description="Its latest memory change")
+
+
+class EntitiesResponse(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[EntityObject]
+    total_users: int
+    total_agents: int
+    total_apps: int
+    total_runs: int
+
+
+class ExportCreated(BaseModel):
+    message: str
+    id: str
+
+
+class ExportResponse(BaseModel):
+    id: str
+    schema_: dict[str, Any] = Field(alias="schema", description="As it was given")
+    filters: dict[str, Any] | None
+    created_at: str
+    count: int = Field(description="Memories the filters name now")
+    memories: list[MemoryObject] = Field(description="At most 10,000, newest first")
+
+
+class FeedbackResponse(BaseModel):
+    id: str
+    memory_id: str
+    feedback: Literal["POSITIVE", "NEGATIVE", "VERY_NEGATIVE"] | None
+    feedback_reason: str | None
+
+
 class MessageResponse(BaseModel):
     message: str
 
@@ -440,5 +490,6 @@ def platform_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "A backend is down (NetworkError)",
     }
     return {
-        s: {"model": PlatformError, "description": descriptions[s]} for s in sorted({400, 401, 429, 503, *statuses})
+        s: {"model": PlatformError, "description": descriptions[s]}
+        for s in sorted({400, 401, 429, 500, 503, *statuses})
     }

@@ -9,10 +9,15 @@ from fastapi import APIRouter, Path, Query, Request
 from memory_service.api.deps import CurrentPrincipal, EngineDep
 from memory_service.api.dialects import PLATFORM_TAG
 from memory_service.api.platform.schemas import (
+    EntitiesResponse,
+    ExportCreated,
     ExportCreateRequest,
     ExportGetRequest,
+    ExportResponse,
     FeedbackRequest,
+    FeedbackResponse,
     MessageResponse,
+    PingResponse,
     PlatformJSON,
     memory_object,
     platform_errors,
@@ -26,7 +31,10 @@ EntityType = Literal["user", "agent", "app", "run"]
 EntityName = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-@router.get("/v1/ping/", summary="Check the key (mem0 clients call it when constructed)", responses=platform_errors())
+@router.get(
+    "/v1/ping/", summary="Check the key (mem0 clients call it when constructed)", response_model=PingResponse,
+    responses=platform_errors(),
+)  # fmt: skip
 async def ping(principal: CurrentPrincipal) -> PlatformJSON:
     """`org_id` and `project_id` are the key's tenant: organisations and projects are Platform features."""
     return PlatformJSON(
@@ -40,7 +48,10 @@ async def ping(principal: CurrentPrincipal) -> PlatformJSON:
     )
 
 
-@router.get("/v1/entities/", summary="Users, agents, apps and runs (mem0 client: users)", responses=platform_errors())
+@router.get(
+    "/v1/entities/", summary="Users, agents, apps and runs (mem0 client: users)", response_model=EntitiesResponse,
+    responses=platform_errors(),
+)  # fmt: skip
 async def entities(
     request: Request,
     principal: CurrentPrincipal,
@@ -114,7 +125,7 @@ async def delete_entity_v1(
 
 @router.post(
     "/v1/exports/", status_code=201, summary="Request a memory export (mem0 client: create_memory_export)",
-    responses=platform_errors(),
+    response_model=ExportCreated, responses=platform_errors(),
 )  # fmt: skip
 async def create_export(body: ExportCreateRequest, principal: CurrentPrincipal, engine: EngineDep) -> PlatformJSON:
     request = await engine.create_export(principal.tenant, body.export_schema, body.filters)
@@ -124,7 +135,7 @@ async def create_export(body: ExportCreateRequest, principal: CurrentPrincipal, 
 
 @router.post(
     "/v1/exports/get/", summary="Get a memory export (mem0 client: get_memory_export)",
-    responses=platform_errors(404),
+    response_model=ExportResponse, responses=platform_errors(404),
 )  # fmt: skip
 async def get_export(body: ExportGetRequest, principal: CurrentPrincipal, engine: EngineDep) -> PlatformJSON:
     """By `memory_export_id`, or the latest export requested with the same `filters`: the memories
@@ -143,7 +154,10 @@ async def get_export(body: ExportGetRequest, principal: CurrentPrincipal, engine
     return PlatformJSON(body_out)
 
 
-@router.post("/v1/feedback/", summary="Feedback on a memory (mem0 client: feedback)", responses=platform_errors(404))
+@router.post(
+    "/v1/feedback/", summary="Feedback on a memory (mem0 client: feedback)", response_model=FeedbackResponse,
+    responses=platform_errors(404),
+)  # fmt: skip
 async def feedback(body: FeedbackRequest, principal: CurrentPrincipal, engine: EngineDep) -> PlatformJSON:
     feedback_id = await engine.feedback(principal.tenant, body.memory_id, body.feedback, body.feedback_reason)
     return PlatformJSON(

@@ -41,6 +41,7 @@ async def profiles(principal: CurrentPrincipal) -> None:
 @router.get(
     "/v2/entities/{entity_type}/{entity_id}/profile/",
     summary="Not offered: user profiles (mem0 client: get_profile)",
+    response_model=None,
     responses=platform_errors(501),
 )
 async def profile(principal: CurrentPrincipal) -> None:
