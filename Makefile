@@ -45,7 +45,7 @@ check: install ## Fast loop (< 1 min, no root, no servers): lint, import rules, 
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 .PHONY: test
-test: install system-deps sdk-js-build ## Run the whole suite: lint, unit, API, integration, SDKs, monitoring, deploy and load smoke
+test: install system-deps sdk-js-build compat-js ## Run the whole suite: lint, unit, API, integration, SDKs, monitoring, deploy and load smoke
 	$(MAKE) lint
 	$(MAKE) monitoring-static
 	$(BIN)/pytest -q tests --ignore=tests/deploy

@@ -4,6 +4,9 @@ What it measures, in one run on one machine (so ratios are comparable, absolute 
 - add: single-message POST /v1/memories, sequential, p50/p95 (ms), at 1k and 10k stored memories;
 - search: GET /v1/memories/search (limit 10), sequential p50/p95, and searches per second with
   BENCH_CLIENTS concurrent clients for BENCH_SECONDS, at 1k and 10k memories;
+- the same search and add through the mem0 Platform dialect (POST /v3/memories/search/ and
+  /v3/memories/add/, as mem0's own clients send them) on the same service, interleaved with the
+  contract's at 1k memories, and what it costs relative to the contract's route;
 - the same search and add through a server built the way mem0's own server is
   (bench/mem0_server_baseline.py), on the same Postgres and embedder, at 1k memories: once as
   mem0 ships it, whose filtered HNSW searches come back short (the results per search are
@@ -45,6 +48,7 @@ from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo, free_port  # noqa: E402
 
 USERS = 10
+PLATFORM = "service_platform_dialect"
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -127,6 +131,9 @@ class Target:
         query, user = QUERIES[i % len(QUERIES)], f"user-{i % USERS}"
         if self.name == "service":
             return client.get("/v1/memories/search", params={"query": query, "user_id": user, "limit": 10})
+        if self.name == PLATFORM:  # as mem0's MemoryClient.search sends it; threshold as the contract's default
+            body = {"query": query, "filters": {"user_id": user}, "top_k": 10, "threshold": 0.0}
+            return client.post("/v3/memories/search/", json=body)
         return client.post("/search", json={"query": query, "user_id": user})
 
     def results(self, response: httpx.Response) -> int:
@@ -243,9 +250,11 @@ def main() -> int:
             fixed, fixed_url = start_baseline(data, uri + ITERATIVE_SCAN, "mem0_server_pattern_iterative_scan")
             try:
                 log("measuring at 1k, interleaved with the baselines")
+                platform_headers = {"Authorization": "Token mem0_dev_key_123456789"}  # mem0's clients' scheme
                 at_1k = measure(
                     [
                         Target("service", service.url, headers, "/v1/memories", 201),
+                        Target(PLATFORM, service.url, platform_headers, "/v3/memories/add/", 200),
                         Target("mem0_server_pattern", shipped_url, {}, "/memories", 200),
                         Target("mem0_server_pattern_iterative_scan", fixed_url, {}, "/memories", 200),
                     ]
@@ -255,6 +264,7 @@ def main() -> int:
                     baseline.terminate()
                     baseline.wait(30)
             results["service_1k"] = at_1k.pop("service")
+            results[f"{PLATFORM}_1k"] = at_1k.pop(PLATFORM)
             results.update({f"{name}_1k": figures for name, figures in at_1k.items()})
             log("measuring adds with and without a subscribed webhook")
             results["webhooks_1k"] = measure_webhooks(service.url)
@@ -274,6 +284,12 @@ def main() -> int:
         finally:
             redis_server.stop()
     ours = results["service_1k"]
+    platform = results[f"{PLATFORM}_1k"]
+    results["platform_dialect_vs_contract_1k"] = {  # above 1: the Platform dialect's route costs more
+        "search_cost_at_clients": round(ours["search_per_second"] / platform["search_per_second"], 3),
+        "search_p50": round(platform["search"]["p50_ms"] / ours["search"]["p50_ms"], 3),
+        "budget": 1.10,
+    }
     for name in ("mem0_server_pattern", "mem0_server_pattern_iterative_scan"):
         theirs = results[f"{name}_1k"]
         results[f"ratios_vs_{name}_1k"] = {  # above 1: the service is faster

@@ -1,7 +1,8 @@
 """mem0's official npm client (mem0ai 3.3.1) under Node's built-in test runner, against the real service.
 
 The Node suite is tests/compat/js/client.test.mjs; its dependencies are installed by `npm ci` from
-the committed package-lock.json (here, when node_modules is missing or older than the lockfile).
+the committed package-lock.json (`make compat-js`, a prerequisite of `make test`, run here too:
+quiet when current).
 This test gives it the session's service and fresh keys through the environment and checks the
 runner's exit code and its counts: every test in the file ran and passed, none skipped.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.server import ServiceProcess, new_tenant_key
+from tests.support.server import REPO_ROOT, ServiceProcess, new_tenant_key
 
 JS_DIR = Path(__file__).parent / "js"
 SUITE = JS_DIR / "client.test.mjs"
@@ -26,12 +27,10 @@ SUITE = JS_DIR / "client.test.mjs"
 def ensure_node_modules() -> None:
     for tool in ("node", "npm"):
         assert shutil.which(tool), f"{tool} is needed for the npm client's tests (Debian: apt-get install nodejs npm)"
-    installed = JS_DIR / "node_modules" / ".package-lock.json"
-    lockfile = JS_DIR / "package-lock.json"
-    if installed.exists() and installed.stat().st_mtime >= lockfile.stat().st_mtime:
-        return
-    result = subprocess.run(["npm", "ci"], cwd=JS_DIR, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"npm ci failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "compat-js"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"make compat-js failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 
 
 def tap_count(output: str, name: str) -> int:

@@ -135,7 +135,7 @@ class AddRequest(_Ignored):
 
     def message_list(self) -> list[PlatformMessage]:
         if isinstance(self.messages, str):
-            return [PlatformMessage(role="user", content=self.messages)]
+            return [PlatformMessage(role="user", content=self.messages, name=None)]
         return [self.messages] if isinstance(self.messages, PlatformMessage) else self.messages
 
     @field_validator("messages")
