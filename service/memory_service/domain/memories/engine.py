@@ -337,7 +337,8 @@ class MemoryEngine:
             metadata = dict(command.metadata)
             infer = self.inference if command.infer is None else (command.infer and self.inference)
             given_entities = list(metadata.pop("entities", []) or [])
-            defaulted = [key for key in DEFAULTED_KEYS if not metadata.get(key)]
+            # Exactly the keys filled in below: a source the client gave (even empty) is its own.
+            defaulted = [k for k in DEFAULTED_KEYS if (k not in metadata if k == "source" else not metadata.get(k))]
             base = {
                 **metadata,
                 "source": metadata.get("source", "api"),
