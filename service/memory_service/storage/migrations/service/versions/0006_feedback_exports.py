@@ -5,8 +5,8 @@
 - memory_exports: an export request (the client's schema and filters), evaluated when read, so an
   export never holds a copy of memories that were deleted or erased since.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0006_feedback_exports
+Revises: 0005_console_sessions
 Create Date: 2026-11-30
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0006_feedback_exports"
+down_revision = "0005_console_sessions"
 branch_labels = None
 depends_on = None
 
