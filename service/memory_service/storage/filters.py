@@ -34,7 +34,7 @@ _COLUMNS: dict[Field, sql.Composable] = {
 _ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 # A JSON number or numeric text (as mem0's `::numeric` cast read them), anything else NULL: a
 # value like "high" never matches and never fails the query.
-_NUMBER_OR_NULL = sql.SQL("substring(payload->>%s from {} )::numeric").format(
+_NUMBER_OR_NULL = sql.SQL("substring(payload->>%s from {})::numeric").format(
     sql.Literal(r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
 )
 _ORDER = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<=", Op.EQ: "=", Op.NE: "<>"}
