@@ -85,7 +85,7 @@ async def add(
         jobs.wake()
         queued = "Memory processing has been queued for background execution"
         return PlatformJSON({"message": queued, "status": "PENDING", "event_id": job.id})
-    outcome = await engine.add(principal.tenant, command)
+    outcome = await engine.add(principal.tenant, command, caller=principal.key_id)
     count = len(outcome.memories)
     return PlatformJSON(
         {
@@ -148,7 +148,9 @@ async def search(
             {"field": "top_k", "max": settings.search_limit},
         )
     where = _filters(principal.tenant, body.filters, {"metadata": body.metadata} if body.metadata else None)
-    records = await engine.search_where(principal.tenant, body.query, where, limit=body.top_k, threshold=body.threshold)
+    records = await engine.search_where(
+        principal.tenant, body.query, where, limit=body.top_k, threshold=body.threshold, caller=principal.key_id
+    )
     return PlatformJSON({"results": [memory_object(r, body.fields) for r in records]})
 
 
@@ -258,7 +260,7 @@ async def batch_update(
             raise InvalidRequest(f"memory {item.memory_id}: give text, metadata or both", {"field": "memories"})
         check_sizes(settings.max_memory_size, [item.text] if item.text else [], item.metadata)
     changes = [MemoryChange(i.memory_id, i.text, i.metadata) for i in body.memories]
-    count = await engine.update_many(principal.tenant, changes)
+    count = await engine.update_many(principal.tenant, changes, caller=principal.key_id)
     return PlatformJSON({"message": f"Successfully updated {count} memories"})
 
 

@@ -698,13 +698,13 @@ class MemoryEngine:
             self.after_write()
             return len(ids)
 
-    async def update_many(self, tenant: str, changes: list[MemoryChange]) -> int:
+    async def update_many(self, tenant: str, changes: list[MemoryChange], *, caller: str | None = None) -> int:
         """Every id is checked first (nothing is applied if one is not the tenant's). Metadata-only
         changes are merged in one statement; text changes go through mem0 (each is embedded), in
         bounded calls per owner, so their history rows carry the right owner."""
         for change in changes:
             validate_metadata(change.metadata)
-        async with self._operation("update"):
+        async with self._operation("update"), self._admitted(caller) as slot:
             records = await self._all_owned(tenant, [c.memory_id for c in changes])
             merged: dict[str, dict[str, Any]] = {}
             texts: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {}
@@ -717,7 +717,9 @@ class MemoryEngine:
                     owner = owner_key(tenant, current.user_id)
                     texts.setdefault(owner, []).append((current.id, change.text, payload_changes or None))
             if merged:
-                await self._run(lambda: self.table.merge_payloads(merged, datetime.now(UTC).isoformat()), write=True)
+                await self._run(
+                    lambda: self.table.merge_payloads(merged, datetime.now(UTC).isoformat()), write=True, slot=slot
+                )
             for owner, items in texts.items():
                 for start in range(0, len(items), TEXT_UPDATES_PER_CALL):
                     chunk = items[start : start + TEXT_UPDATES_PER_CALL]
@@ -726,7 +728,7 @@ class MemoryEngine:
                         for memory_id, text, metadata in chunk:
                             self.memory.update(memory_id, text=text, metadata=metadata)
 
-                    await self._run(apply, user_key=owner, write=True)
+                    await self._run(apply, user_key=owner, write=True, slot=slot)
             self.after_write()
             return len(changes)
 
