@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from memory_service.api.platform import memories, tenant, unsupported
+from memory_service.api.platform import memories, tenant, unsupported, webhooks
 
 router = APIRouter()
 router.include_router(tenant.router)
 router.include_router(memories.router)
+router.include_router(webhooks.router)
 router.include_router(unsupported.router)

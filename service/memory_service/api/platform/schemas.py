@@ -421,7 +421,7 @@ class PingResponse(BaseModel):
     org_id: str = Field(description="The key's tenant")
     project_id: str = Field(description="The key's tenant")
     user_email: None
-    role: Literal["user", "admin"]
+    role: Literal["user", "admin", "operator"]
 
 
 class EntityObject(BaseModel):
@@ -482,6 +482,7 @@ def platform_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "Invalid request (ValidationError in mem0's clients)",
         401: "Missing or unknown key (AuthenticationError)",
+        403: "Not allowed for this key's role: webhooks need an admin key (MemoryError)",
         404: "No such memory, export, event or entity for this tenant (MemoryNotFoundError)",
         413: "A message over MAX_MEMORY_SIZE bytes (MemoryQuotaExceededError)",
         429: "Over the key's rate limit; Retry-After (RateLimitError)",

@@ -23,7 +23,6 @@ PROJECTS = (
     "organisations and projects",
     "they are mem0 Platform accounts; here a key's tenant is its scope, managed with /v1/admin/keys",
 )
-WEBHOOKS = ("webhooks", "they come with the webhooks issue; until then none are sent")
 
 
 @router.post(
@@ -51,8 +50,3 @@ async def profile(principal: CurrentPrincipal) -> None:
 @router.api_route("/api/v1/orgs/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
 async def organisations(principal: CurrentPrincipal) -> None:
     raise NotOffered(*PROJECTS)
-
-
-@router.api_route("/api/v1/webhooks/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
-async def webhooks(principal: CurrentPrincipal) -> None:
-    raise NotOffered(*WEBHOOKS)
