@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
 
 from memory_service import __version__
 from memory_service.api import errors, platform
@@ -101,6 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mcp.router)
     if settings.console_enabled:
         mount_console(app)  # /console: HTML pages with their own error pages and security headers
+
+        @app.get("/console", include_in_schema=False)
+        async def console_root() -> RedirectResponse:
+            """The console's address as typed; the one redirect kept (redirect_slashes is off)."""
+            return RedirectResponse("/console/")
+
     app.include_router(platform.router)
 
     if settings.cors_origins:

@@ -67,6 +67,20 @@ def test_no_redirect_crosses_the_boundary(
         assert_error(response, status, code)
 
 
+def test_the_console_is_neither_dialect_and_keeps_its_address(service: ServiceProcess) -> None:
+    """`/console/...` ends with `/` but is the console's (HTML), not the Platform's; `/console`
+    as typed still reaches it: the one redirect the app keeps, outside both dialects."""
+    with httpx.Client(base_url=service.url) as browser:
+        typed = browser.get("/console")
+        assert (typed.status_code, typed.headers["location"]) == (307, "/console/")
+        page = browser.get("/console/", follow_redirects=True)
+        assert page.status_code == 200, page.text[:500]
+        assert page.headers["content-type"].startswith("text/html")
+        unknown = browser.get("/console/no-such-page/")
+        assert unknown.status_code == 404
+        assert "detail" not in unknown.text  # the console's own error page, not the Platform's body
+
+
 def test_errors_answer_in_the_dialect_of_the_path(service: ServiceProcess, key: str) -> None:
     missing = "00000000-0000-4000-8000-000000000000"
     with service.client(key) as contract, platform_http(service, key) as platform:

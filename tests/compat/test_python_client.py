@@ -329,7 +329,6 @@ def test_platform_only_methods_name_what_the_server_does_not_offer(mem0: MemoryC
         (lambda: mem0.get_profile_settings(), "profiles"),
         (lambda: mem0.project.get(), "projects"),
         (lambda: mem0.update_project(custom_instructions="x"), "projects"),
-        (lambda: mem0.get_webhooks(project_id=mem0.project_id), "webhooks"),
     ):
         with pytest.raises(Mem0MemoryError) as raised:
             call()

@@ -164,7 +164,6 @@ test("another tenant's memory is not found", async () => {
 
 test("Platform-only methods name what the server does not offer", async () => {
   await rejectsWith(client.getProject({ fields: ["custom_instructions"] }), MemoryError, /does not offer.*projects/);
-  await rejectsWith(client.getWebhooks(), MemoryError, /does not offer.*webhooks/);
   await rejectsWith(client.getProfile({ entityId: "kai" }), MemoryError, /does not offer.*profiles/);
 });
 
