@@ -81,6 +81,10 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, webhook cost of an add, search through MCP beside REST, limiter overhead
 	@$(BIN)/python bench/run.py
 
+.PHONY: bench-platform
+bench-platform: install ## Only the mem0 Platform dialect's search and add beside the contract's at 1k memories (JSON on stdout)
+	@$(BIN)/python bench/run.py --platform-only
+
 .PHONY: bench-extractor
 bench-extractor: install ## Entity extraction time against input length, capped and uncapped (JSON on stdout)
 	@$(BIN)/python bench/extractor.py
