@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 from memory_service import __version__
 from memory_service.api import errors, platform
 from memory_service.api.console import mount_console
-from memory_service.api.mcp.endpoint import MCP_PATH, McpEndpoint
 from memory_service.api.dialects import PLATFORM_TAG
+from memory_service.api.mcp.endpoint import MCP_PATH, McpEndpoint
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
 from memory_service.api.routes import admin, health, jobs, memories, metrics, users, webhooks
