@@ -45,7 +45,7 @@ check: install ## Fast loop (< 1 min, no root, no servers): lint, import rules, 
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 .PHONY: test
-test: install system-deps sdk-js-build ## Run the whole suite: lint, unit, API, integration, SDKs, monitoring, deploy and load smoke
+test: install system-deps sdk-js-build compat-js ## Run the whole suite: lint, unit, API, integration, SDKs, monitoring, deploy and load smoke
 	$(MAKE) lint
 	$(MAKE) monitoring-static
 	$(BIN)/pytest -q tests --ignore=tests/deploy
@@ -80,6 +80,10 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 .PHONY: bench
 bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, webhook cost of an add, search through MCP beside REST, limiter overhead
 	@$(BIN)/python bench/run.py
+
+.PHONY: bench-platform
+bench-platform: install ## Only the mem0 Platform dialect's search and add beside the contract's at 1k memories (JSON on stdout)
+	@$(BIN)/python bench/run.py --platform-only
 
 .PHONY: bench-extractor
 bench-extractor: install ## Entity extraction time against input length, capped and uncapped (JSON on stdout)

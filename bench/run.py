@@ -4,6 +4,9 @@ What it measures, in one run on one machine (so ratios are comparable, absolute 
 - add: single-message POST /v1/memories, sequential, p50/p95 (ms), at 1k and 10k stored memories;
 - search: GET /v1/memories/search (limit 10), sequential p50/p95, and searches per second with
   BENCH_CLIENTS concurrent clients for BENCH_SECONDS, at 1k and 10k memories;
+- the same search and add through the mem0 Platform dialect (POST /v3/memories/search/ and
+  /v3/memories/add/, as mem0's own clients send them) on the same service, interleaved with the
+  contract's at 1k memories, and what it costs relative to the contract's route;
 - the same search and add through a server built the way mem0's own server is
   (bench/mem0_server_baseline.py), on the same Postgres and embedder, at 1k memories: once as
   mem0 ships it, whose filtered HNSW searches come back short (the results per search are
@@ -20,6 +23,7 @@ Progress goes to stderr; stdout is one JSON document.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,13 +47,18 @@ from bench.mcp_search import measure as measure_mcp_search  # noqa: E402
 from bench.webhooks import ENV as WEBHOOK_ENV  # noqa: E402
 from bench.webhooks import measure as measure_webhooks  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
-from tests.support.server import ServiceProcess, embedded_conninfo, free_port  # noqa: E402
+from tests.support.server import ServiceProcess, embedded_conninfo, free_port, postgres_processes  # noqa: E402
 
 USERS = 10
+PLATFORM = "service_platform_dialect"
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
+# Every client of the bench uses one key: per-key admission (KEY_CONCURRENCY, by default half the
+# pool) would answer the clients over it 429, so it admits them all; REQUEST_TIMEOUT: seeding adds
+# 100 messages a request: on a busy machine, minutes.
+ONE_KEY_ENV = {"KEY_CONCURRENCY": str(max(CLIENTS, 1)), "KEY_CONCURRENCY_WAIT": "10", "REQUEST_TIMEOUT": "300"}
 QUERIES = [f"what do I know about {t}" for t in TOPICS] + ["favourite places", "plans for the weekend"]
 
 
@@ -89,9 +99,22 @@ def seed(
             assert response.status_code == status, response.text
 
 
-def throughput(make_call: Callable[[httpx.Client, int], httpx.Response], url: str, headers: dict[str, str]) -> float:
-    """Requests per second with CLIENTS concurrent clients for SECONDS."""
-    stop = time.monotonic() + SECONDS
+def throughput(
+    make_call: Callable[[httpx.Client, int], httpx.Response],
+    url: str,
+    headers: dict[str, str],
+    seconds: float = SECONDS,
+) -> float:
+    """Requests per second with CLIENTS concurrent clients for `seconds` (SECONDS)."""
+    count, elapsed = requests_in(make_call, url, headers, seconds)
+    return round(count / elapsed, 1)
+
+
+def requests_in(
+    make_call: Callable[[httpx.Client, int], httpx.Response], url: str, headers: dict[str, str], seconds: float
+) -> tuple[int, float]:
+    """How many requests CLIENTS concurrent clients complete in `seconds`, and the time taken."""
+    stop = time.monotonic() + seconds
     counts = [0] * CLIENTS
 
     def worker(index: int) -> None:
@@ -109,7 +132,7 @@ def throughput(make_call: Callable[[httpx.Client, int], httpx.Response], url: st
         thread.start()
     for thread in threads:
         thread.join()
-    return round(sum(counts) / (time.monotonic() - started), 1)
+    return sum(counts), time.monotonic() - started
 
 
 class Target:
@@ -127,6 +150,9 @@ class Target:
         query, user = QUERIES[i % len(QUERIES)], f"user-{i % USERS}"
         if self.name == "service":
             return client.get("/v1/memories/search", params={"query": query, "user_id": user, "limit": 10})
+        if self.name == PLATFORM:  # as mem0's MemoryClient.search sends it; threshold as the contract's default
+            body = {"query": query, "filters": {"user_id": user}, "top_k": 10, "threshold": 0.0}
+            return client.post("/v3/memories/search/", json=body)
         return client.post("/search", json={"query": query, "user_id": user})
 
     def results(self, response: httpx.Response) -> int:
@@ -171,6 +197,56 @@ def measure(targets: list[Target]) -> dict[str, dict[str, Any]]:
             "search_per_second_windows": rates[t.name],
         }
         for t in targets
+    }
+
+
+PAIRED_ROUNDS = int(os.environ.get("BENCH_PAIRED_ROUNDS", "12"))
+PAIRED_SECONDS = float(os.environ.get("BENCH_PAIRED_SECONDS", "3"))
+
+
+def cpu_snapshot(service: ServiceProcess) -> dict[int, float]:
+    """CPU seconds so far of every process of the service: its own (and any workers) and its
+    embedded Postgres (the postmaster and its backends)."""
+    assert service.process is not None
+    root = psutil.Process(service.process.pid)
+    processes = {p.pid: p for p in (root, *root.children(recursive=True), *postgres_processes(service.data_dir))}
+    seconds = {}
+    for pid, process in processes.items():
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            seconds[pid] = times.user + times.system
+    return seconds
+
+
+def paired_search_cost(service: ServiceProcess, contract: Target, platform: Target) -> dict[str, Any]:
+    """The Platform dialect's search against the contract's, at CLIENTS concurrent clients, in short
+    alternating windows (contract first in even rounds, Platform first in odd ones) so that drifts
+    in the machine's load hit both alike. Cost is the CPU time the service's processes (Python and
+    Postgres) spend per search, which other work on a shared machine barely moves; the figures are
+    the medians of the rounds' ratios (Platform / contract: above 1, the Platform route costs more),
+    and of searches per second."""
+    rounds = []
+    for i in range(PAIRED_ROUNDS):
+        figures = {}
+        for target in (contract, platform) if i % 2 == 0 else (platform, contract):
+            before = cpu_snapshot(service)
+            count, elapsed = requests_in(target.search, target.url, target.headers, PAIRED_SECONDS)
+            after = cpu_snapshot(service)
+            cpu = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+            figures[target.name] = (cpu / count, count / elapsed)
+        rounds.append((figures[contract.name], figures[platform.name]))
+    cost = [p[0] / c[0] for c, p in rounds]
+    rate = [c[1] / p[1] for c, p in rounds]
+    return {
+        "search_cpu_cost_at_clients": round(statistics.median(cost), 3),
+        "search_rate_cost_at_clients": round(statistics.median(rate), 3),
+        "contract_cpu_ms_per_search": round(1000 * statistics.median(c[0] for c, _ in rounds), 2),
+        "platform_cpu_ms_per_search": round(1000 * statistics.median(p[0] for _, p in rounds), 2),
+        "contract_search_per_second": round(statistics.median(c[1] for c, _ in rounds), 1),
+        "platform_search_per_second": round(statistics.median(p[1] for _, p in rounds), 1),
+        "rounds": len(rounds),
+        "round_cpu_ratios": [round(r, 3) for r in cost],
+        "budget": 1.10,
     }
 
 
@@ -219,6 +295,39 @@ async def limiter_overhead(storage_uri: str) -> dict[str, float]:
     return summary(samples[100:])  # without the first connection's set-up
 
 
+def platform_only() -> int:
+    """`make bench-platform`: only the Platform dialect against the contract at 1k memories (the
+    sequential interleaved latencies and the paired CPU cost), without the baselines and 10k."""
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+        "settings": {"samples": SAMPLES, "clients": CLIENTS, "seconds": SECONDS},
+    }
+    env = {"RATE_LIMIT_PER_MINUTE": "1000000000", "RATE_LIMIT_BURST": "1000000000", "LOG_LEVEL": "WARNING"}
+    env |= ONE_KEY_ENV
+    headers = {"Authorization": "Bearer mem0_dev_key_123456789"}
+    platform_headers = {"Authorization": "Token mem0_dev_key_123456789"}  # mem0's clients' scheme
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        service = ServiceProcess(Path(tmp) / "service", env).start(timeout=300)
+        try:
+            service_url = service.url
+            contract = Target("service", service_url, headers, "/v1/memories", 201)
+            platform = Target(PLATFORM, service_url, platform_headers, "/v3/memories/add/", 200)
+            log("seeding 1,000 memories")
+            seed(service_url, headers, 1000)
+            log("measuring both dialects at 1k, interleaved")
+            at_1k = measure([contract, platform])
+            results["service_1k"], results[f"{PLATFORM}_1k"] = at_1k["service"], at_1k[PLATFORM]
+            log("measuring the Platform dialect's search against the contract's, paired")
+            results["platform_dialect_vs_contract_1k"] = paired_search_cost(service, contract, platform)
+        finally:
+            service.stop()
+    results["platform_dialect_vs_contract_1k"]["search_p50"] = round(
+        results[f"{PLATFORM}_1k"]["search"]["p50_ms"] / results["service_1k"]["search"]["p50_ms"], 3
+    )
+    print(json.dumps(results, indent=2))
+    return 0
+
+
 def main() -> int:
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
@@ -230,9 +339,8 @@ def main() -> int:
             "RATE_LIMIT_PER_MINUTE": "1000000000",
             "RATE_LIMIT_BURST": "1000000000",
             "LOG_LEVEL": "WARNING",
-            "REQUEST_TIMEOUT": "300",  # seeding adds 100 messages a request: on a busy machine, minutes
         }
-        env |= WEBHOOK_ENV
+        env |= ONE_KEY_ENV | WEBHOOK_ENV
         service = ServiceProcess(data / "service", env).start(timeout=300)
         headers = {"Authorization": "Bearer mem0_dev_key_123456789"}
         try:
@@ -243,9 +351,11 @@ def main() -> int:
             fixed, fixed_url = start_baseline(data, uri + ITERATIVE_SCAN, "mem0_server_pattern_iterative_scan")
             try:
                 log("measuring at 1k, interleaved with the baselines")
+                platform_headers = {"Authorization": "Token mem0_dev_key_123456789"}  # mem0's clients' scheme
                 at_1k = measure(
                     [
                         Target("service", service.url, headers, "/v1/memories", 201),
+                        Target(PLATFORM, service.url, platform_headers, "/v3/memories/add/", 200),
                         Target("mem0_server_pattern", shipped_url, {}, "/memories", 200),
                         Target("mem0_server_pattern_iterative_scan", fixed_url, {}, "/memories", 200),
                     ]
@@ -255,6 +365,13 @@ def main() -> int:
                     baseline.terminate()
                     baseline.wait(30)
             results["service_1k"] = at_1k.pop("service")
+            results[f"{PLATFORM}_1k"] = at_1k.pop(PLATFORM)
+            log("measuring the Platform dialect's search against the contract's, paired")
+            results["platform_dialect_vs_contract_1k"] = paired_search_cost(
+                service,
+                Target("service", service.url, headers, "/v1/memories", 201),
+                Target(PLATFORM, service.url, platform_headers, "/v3/memories/add/", 200),
+            )
             results.update({f"{name}_1k": figures for name, figures in at_1k.items()})
             log("measuring adds with and without a subscribed webhook")
             results["webhooks_1k"] = measure_webhooks(service.url)
@@ -274,6 +391,10 @@ def main() -> int:
         finally:
             redis_server.stop()
     ours = results["service_1k"]
+    platform = results[f"{PLATFORM}_1k"]  # sequential latency, interleaved request by request
+    results["platform_dialect_vs_contract_1k"]["search_p50"] = round(
+        platform["search"]["p50_ms"] / ours["search"]["p50_ms"], 3
+    )
     for name in ("mem0_server_pattern", "mem0_server_pattern_iterative_scan"):
         theirs = results[f"{name}_1k"]
         results[f"ratios_vs_{name}_1k"] = {  # above 1: the service is faster
@@ -291,4 +412,4 @@ def _uri(conninfo: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(platform_only() if sys.argv[1:] == ["--platform-only"] else main())

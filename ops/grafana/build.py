@@ -307,6 +307,14 @@ def api_overview() -> Dashboard:
                 unit="reqps",
             )
         )
+        .with_panel(
+            graph(
+                "Requests by dialect",
+                "The contract's API, and the mem0 Platform dialect that mem0's own clients speak.",
+                [(f"sum by (dialect) ({rate(req)})", "{{dialect}}")],
+                unit="reqps",
+            )
+        )
         .with_row(Row("Errors"))
         .with_panel(
             graph(

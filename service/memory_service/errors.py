@@ -48,6 +48,16 @@ class MemoryNotFound(NotFound):
         super().__init__(f"Memory with ID '{memory_id}' not found", {"id": memory_id})
 
 
+class NotOffered(ServiceError):
+    """A mem0 Platform feature this server does not offer (api/platform/unsupported.py)."""
+
+    code = "NOT_OFFERED"
+    status_code = 501
+
+    def __init__(self, feature: str, why: str) -> None:
+        super().__init__(f"This server does not offer {feature}: {why}", {"feature": feature})
+
+
 class PayloadTooLarge(ServiceError):
     code = "PAYLOAD_TOO_LARGE"
     status_code = 413

@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
 
 from memory_service import __version__
-from memory_service.api import errors
+from memory_service.api import errors, platform
 from memory_service.api.console import mount_console
+from memory_service.api.dialects import PLATFORM_TAG
 from memory_service.api.mcp.endpoint import MCP_PATH, McpEndpoint
 from memory_service.api.middleware import RequestContextMiddleware
 from memory_service.api.openapi import install_openapi
@@ -32,7 +34,20 @@ delete them per user. Every response uses the envelope `{success, data, message,
 `Authorization: Bearer <key>`; each key belongs to a tenant and sees only that tenant's memories.
 Rate limits: 100 requests per minute and 20 per 10 seconds per key, reported in `X-RateLimit-*`
 headers (the window closest to running out).
+
+The same port also speaks the mem0 Platform's dialect (the routes tagged "mem0 Platform
+compatible", every path ending with `/`), so mem0's own Python and npm clients work unmodified;
+see docs/mem0-compat.md.
 """
+
+TAGS = [
+    {
+        "name": PLATFORM_TAG,
+        "description": "The mem0 Platform's REST dialect, as mem0's own clients (PyPI and npm `mem0ai`) speak it: "
+        "`Authorization: Token <key>` (or Bearer), the Platform's bodies and errors (`{detail, code}`), every path "
+        "ending with `/`. Same keys, tenants, rate limits and engine as the rest of the API.",
+    }
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.serve_docs else None,
         openapi_url="/openapi.json" if settings.serve_docs else None,
         redoc_url=None,
+        openapi_tags=TAGS,
+        # `/x` and `/x/` are two dialects (api/dialects.py): a redirect between them would hand a
+        # request to the other one, so an unknown path is a 404 (or 405) in its own dialect instead.
+        redirect_slashes=False,
     )
     errors.install(app)
     install_openapi(app, settings)
@@ -83,6 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mcp.router)
     if settings.console_enabled:
         mount_console(app)  # /console: HTML pages with their own error pages and security headers
+
+        @app.get("/console", include_in_schema=False)
+        async def console_root() -> RedirectResponse:
+            """The console's address as typed; the one redirect kept (redirect_slashes is off)."""
+            return RedirectResponse("/console/")
+
+    app.include_router(platform.router)
 
     if settings.cors_origins:
         app.add_middleware(

@@ -1,8 +1,13 @@
-"""The OpenAPI document's operations, and which of them the SDKs deliberately leave out.
+"""The OpenAPI document's operations of the contract, and which of them the SDKs deliberately
+leave out.
 
 Every other operation must be reached by a call of each SDK (the coverage tests record the
 requests the SDKs send and map them to the document's path templates), so a route added to the
 service without an SDK method fails those tests until it gets one or is listed here with a reason.
+
+Only the contract's operations count: the routes tagged "mem0 Platform compatible" (api/platform/)
+are the mem0 Platform's dialect, served for mem0's own clients (PyPI and npm `mem0ai`), which
+tests/compat drives method by method; the SDKs in sdk/ speak the contract and never call them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import re
 from typing import Any
 
 import httpx
+from memory_service.api.dialects import PLATFORM_TAG
 
 # (method, path template) -> why no SDK method calls it.
 LEFT_OUT: dict[tuple[str, str], str] = {
@@ -26,8 +32,14 @@ LEFT_OUT.update({("GET", f"{prefix}/health/{probe}"): _PROBE for prefix in ("", 
 
 
 def operations(base_url: str) -> set[tuple[str, str]]:
+    """The contract's operations: every one not tagged as the mem0 Platform dialect's."""
     document: dict[str, Any] = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
-    return {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    return {
+        (method.upper(), path)
+        for path, ops in document["paths"].items()
+        for method, operation in ops.items()
+        if PLATFORM_TAG not in operation.get("tags", [])
+    }
 
 
 def _pattern(template: str) -> re.Pattern[str]:

@@ -21,6 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from memory_service.api.dialects import PLATFORM_TAG
 
 from tests.sdk.operations import LEFT_OUT
 from tests.support.proxy import DroppingProxy
@@ -100,6 +101,7 @@ def test_js_sdk_suite_passes_against_the_service(
         "MEM0_TEST_PROXY_URL": proxy.url,
         "MEM0_TEST_CONTROL": str(controller.directory),
         "MEM0_TEST_LEFT_OUT": json.dumps([f"{method} {path}" for method, path in LEFT_OUT]),
+        "MEM0_TEST_PLATFORM_TAG": PLATFORM_TAG,
     }
     for name in ("MEM0_API_KEY", "MEM0_BASE_URL"):
         env.pop(name, None)

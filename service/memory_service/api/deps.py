@@ -24,7 +24,10 @@ from memory_service.observability.metrics import AUTH_FAILURES
 from memory_service.services.container import Services
 from memory_service.settings import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="API key: `Authorization: Bearer <key>`, or `Authorization: Token <key>` as mem0's clients send it",
+)
 
 
 def services_of(request: Request) -> Services:
@@ -69,20 +72,32 @@ async def _limit_address(request: Request, services: Services) -> None:
         request.state.ratelimit = state
 
 
+def presented_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The key of `Authorization: Bearer <key>` or of `Authorization: Token <key>` (mem0's
+    clients' scheme): one key, one tenant, whichever dialect the request speaks."""
+    if credentials is not None:
+        return credentials.credentials or None
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "token":
+        return None
+    return key.strip() or None
+
+
 async def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The caller's key, or 401 (after the per-address limit, so keys cannot be guessed quickly)."""
     services = services_of(request)
-    if credentials is None or not credentials.credentials:
+    key = presented_key(request, credentials)
+    if key is None:
         AUTH_FAILURES.labels("missing").inc()
         await _limit_address(request, services)
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
-    principal = services.keys.cached(credentials.credentials)
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' (or 'Token <key>')")
+    principal = services.keys.cached(key)
     if principal is None:
         try:
             principal = await asyncio.wait_for(
-                asyncio.to_thread(services.keys.authenticate, credentials.credentials),
+                asyncio.to_thread(services.keys.authenticate, key),
                 services.settings.db_timeout,
             )
         except TimeoutError:

@@ -1,9 +1,14 @@
-"""The one place that turns failures into the error envelope.
+"""The one place that turns failures into error responses, in the dialect of the request.
 
 Domain exceptions (memory_service.errors) carry their code and status; validation errors become
 400 INVALID_REQUEST with the field errors in details; unknown routes and methods become 404/405;
 anything unexpected becomes 500 INTERNAL_ERROR with no internals (the log has the traceback,
 keyed by the request id the client also sees).
+
+The contract's body is the envelope `{success: false, error: {code, message, details}}`; the mem0
+Platform dialect's is `{"detail": message, "code": code, ...details}` (api/dialects.py decides
+which from the path): mem0's Python client raises with `detail` as the message, its npm client
+with the whole body, and both pick the exception class from the status.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from memory_service.api.dialects import PLATFORM, dialect_of
 from memory_service.api.envelope import ErrorBody, ErrorEnvelope
-from memory_service.errors import ServiceError
+from memory_service.errors import RateLimitExceeded, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +49,18 @@ def error_response(
     message: str,
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    dialect: str | None = None,
 ) -> JSONResponse:
+    if dialect == PLATFORM:
+        return JSONResponse({**(details or {}), "detail": message, "code": code}, status_code=status, headers=headers)
     body = ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details or {}))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def internal_error_response() -> JSONResponse:
-    return error_response(500, "INTERNAL_ERROR", "Internal server error; the request id identifies it in the logs")
+def internal_error_response(dialect: str | None = None) -> JSONResponse:
+    message = "Internal server error; the request id identifies it in the logs"
+    return error_response(500, "INTERNAL_ERROR", message, dialect=dialect)
 
 
 async def service_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -60,7 +71,11 @@ async def service_error_handler(request: Request, exc: Exception) -> JSONRespons
         headers["Retry-After"] = str(retry_after)
     if exc.status_code >= 500:
         log.warning("request failed: %s %s", exc.code, exc.message)
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+    dialect = dialect_of(request.url.path)
+    message = exc.message
+    if dialect == PLATFORM and isinstance(exc, RateLimitExceeded):
+        message = f"{message}; retry after {exc.retry_after} seconds"  # mem0's npm client reads only the body
+    return error_response(exc.status_code, exc.code, message, exc.details, headers, dialect=dialect)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -76,7 +91,9 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     ]
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
-    return error_response(400, "INVALID_REQUEST", f"Invalid request: {message}", {"errors": errors})
+    return error_response(
+        400, "INVALID_REQUEST", f"Invalid request: {message}", {"errors": errors}, dialect=dialect_of(request.url.path)
+    )
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -88,7 +105,9 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
         message = f"Method {request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    return error_response(
+        exc.status_code, code, message, headers=getattr(exc, "headers", None), dialect=dialect_of(request.url.path)
+    )
 
 
 def install(app: FastAPI) -> None:

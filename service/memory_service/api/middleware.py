@@ -26,7 +26,9 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from memory_service.api.dialects import dialect_of
 from memory_service.api.errors import error_response, internal_error_response
+from memory_service.core.context import dialect as dialect_context
 from memory_service.core.json_rules import body_problem
 from memory_service.observability.metrics import HTTP_DURATION, HTTP_IN_PROGRESS, HTTP_REQUESTS
 
@@ -119,8 +121,9 @@ class RequestContextMiddleware:
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        dialect = dialect_of(scope.get("path", ""))
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id, dialect=dialect)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -141,19 +144,22 @@ class RequestContextMiddleware:
 
         HTTP_IN_PROGRESS.inc()
         try:
-            declared = _header(scope, b"content-length")
-            if (problem := head_problem(scope)) is not None:
-                await self._refuse(scope, receive, send_wrapper, 400, "INVALID_REQUEST", problem)
-            elif declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._too_large(scope, receive, send_wrapper)
-            elif _has_body(scope):
-                body = await self._read_body(receive)
-                if scope.get("path") not in self.own_body_rules and (problem := body_problem(body)) is not None:
-                    await self._refuse(scope, receive, send_wrapper, 400, "INVALID_REQUEST", f"Invalid body: {problem}")
+            with dialect_context(dialect):
+                declared = _header(scope, b"content-length")
+                if (problem := head_problem(scope)) is not None:
+                    await self._refuse(scope, receive, send_wrapper, 400, "INVALID_REQUEST", problem)
+                elif declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                    await self._too_large(scope, receive, send_wrapper)
+                elif _has_body(scope):
+                    body = await self._read_body(receive)
+                    if scope.get("path") not in self.own_body_rules and (problem := body_problem(body)) is not None:
+                        await self._refuse(
+                            scope, receive, send_wrapper, 400, "INVALID_REQUEST", f"Invalid body: {problem}"
+                        )
+                    else:
+                        await self.app(scope, _replay(body, receive), send_wrapper)
                 else:
-                    await self.app(scope, _replay(body, receive), send_wrapper)
-            else:
-                await self.app(scope, receive, send_wrapper)
+                    await self.app(scope, receive, send_wrapper)
         except _BodyTooLarge:
             if not response_started:
                 await self._too_large(scope, receive, send_wrapper)
@@ -171,10 +177,10 @@ class RequestContextMiddleware:
         except Exception:
             log.exception("unhandled error")
             if not response_started:
-                await internal_error_response()(scope, receive, send_wrapper)
+                await internal_error_response(dialect)(scope, receive, send_wrapper)
         finally:
             HTTP_IN_PROGRESS.dec()
-            self._record(scope, status, time.perf_counter() - started)
+            self._record(scope, status, time.perf_counter() - started, dialect)
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The whole body, within the size limit and the deadline (a slow client cannot hold a
@@ -198,10 +204,11 @@ class RequestContextMiddleware:
             raise _BodyTimeout from None
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
-        """An error before the route ran; 408 and 413 also close the connection, whose unread
-        body would otherwise be taken for the next request."""
+        """An error before the route ran, in the request's dialect; 408 and 413 also close the
+        connection, whose unread body would otherwise be taken for the next request."""
         headers = {"Connection": "close"} if status in (408, 413) else None
-        await error_response(status, code, message, headers=headers)(scope, receive, send)
+        dialect = dialect_of(scope.get("path", ""))
+        await error_response(status, code, message, headers=headers, dialect=dialect)(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
@@ -210,14 +217,15 @@ class RequestContextMiddleware:
             f"Request body exceeds {self.max_body_bytes} bytes",
             {"limit": self.max_body_bytes},
             {"Connection": "close"},
+            dialect=dialect_of(scope.get("path", "")),
         )
         await response(scope, receive, send)
 
     @staticmethod
-    def _record(scope: Scope, status: int, duration: float) -> None:
+    def _record(scope: Scope, status: int, duration: float, dialect: str) -> None:
         template = route_template(scope)
         method = scope.get("method", "GET")
-        HTTP_REQUESTS.labels(template, method, str(status)).inc()
+        HTTP_REQUESTS.labels(template, method, str(status), dialect).inc()
         HTTP_DURATION.labels(template, method).observe(duration)
         client = scope.get("client")
         access_log.info(

@@ -24,6 +24,10 @@ visible place for all of it:
   into each memory mem0 inserts during the call, so the row, its graph outbox row and its webhook
   event are complete in the insert's own transaction;
 - `unit`: the database unit of work the call's writes share (storage/database.py).
+
+Apart from the call context, one per-request value: the API dialect the request arrived in
+(`contract` or `platform`, api/dialects.py), set by the HTTP middleware for the whole request, so
+the engine's operation metrics and spans say which dialect asked without any parameter for it.
 """
 
 from __future__ import annotations
@@ -139,6 +143,22 @@ class CallContext:
 
 
 _current: ContextVar[CallContext | None] = ContextVar("call_context", default=None)
+_dialect: ContextVar[str] = ContextVar("dialect", default="contract")
+
+
+def current_dialect() -> str:
+    """The API dialect of the request being served: `contract` (also outside requests) or `platform`."""
+    return _dialect.get()
+
+
+@contextmanager
+def dialect(name: str) -> Iterator[None]:
+    """Make `name` the current dialect for the block."""
+    token = _dialect.set(name)
+    try:
+        yield
+    finally:
+        _dialect.reset(token)
 
 
 def current_call() -> CallContext | None:

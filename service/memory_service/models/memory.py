@@ -25,6 +25,7 @@ INTERNAL_KEYS = frozenset(
         "user_id",
         "agent_id",
         "run_id",
+        "app_id",
         "actor_id",
         "role",
         "attributed_to",
@@ -34,6 +35,7 @@ INTERNAL_KEYS = frozenset(
         "entities",
         "entity_keys",
         "relationships",
+        "metadata_defaults",
     }
 )
 # Metadata keys a client may not send: ours, plus the ones the service sets and shows.
@@ -60,14 +62,26 @@ class MemoryRecord:
     embedding: list[float] | None = None
     tenant: str = field(default="", repr=False)
     sort_key: str = field(default="", repr=False)  # created_at as stored: the pagination order
+    app_id: str | None = None
+    # Metadata keys the service filled in (source, timestamp) rather than the client: the mem0
+    # Platform dialect shows a memory's metadata as its client stored it.
+    defaulted: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        """The metadata as the client gave it: without the entities and defaults the service adds."""
+        return {k: v for k, v in self.metadata.items() if k != "entities" and k not in self.defaulted}
 
     @classmethod
     def from_payload(cls, memory_id: str, payload: dict[str, Any], score: float | None = None) -> MemoryRecord:
         tenant, user_id = split_user_key(str(payload.get("user_id", "")))
         metadata = clamp_depth({k: v for k, v in payload.items() if k not in INTERNAL_KEYS}, READ_MAX_DEPTH)
         metadata["entities"] = list(payload.get("entities") or [])
-        metadata.setdefault("source", "api")
-        metadata.setdefault("timestamp", rfc3339(payload.get("created_at")))
+        defaulted = {str(k) for k in payload.get("metadata_defaults") or ()}
+        for key, value in (("source", "api"), ("timestamp", rfc3339(payload.get("created_at")))):
+            if key not in metadata:
+                metadata[key] = value
+                defaulted.add(key)
         return cls(
             id=str(memory_id),
             content=str(payload.get("data", "")),
@@ -81,6 +95,8 @@ class MemoryRecord:
             score=score,
             tenant=tenant,
             sort_key=str(payload.get("created_at") or ""),
+            app_id=payload.get("app_id"),
+            defaulted=tuple(sorted(defaulted)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -141,3 +157,4 @@ class HistoryEntry:
     created_at: str | None
     updated_at: str | None
     recorded_at: str | None
+    user_id: str | None = None

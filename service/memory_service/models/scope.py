@@ -14,12 +14,14 @@ SEPARATOR = "/"
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Who a memory operation is for: the key's tenant and the request's user (and agent/run)."""
+    """Who a memory operation is for: the key's tenant and the request's user (and agent, run and
+    app: mem0's other entity ids, stored beside the user on each memory)."""
 
     tenant: str
     user_id: str
     agent_id: str | None = None
     run_id: str | None = None
+    app_id: str | None = None
 
     @property
     def user_key(self) -> str:

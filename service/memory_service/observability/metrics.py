@@ -41,7 +41,11 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
-HTTP_REQUESTS = Counter("memory_http_requests_total", "HTTP requests by route template", ["route", "method", "status"])
+# `dialect`: contract (the seed's API) or platform (the mem0 Platform dialect, api/platform/).
+DIALECTS = ("contract", "platform")
+HTTP_REQUESTS = Counter(
+    "memory_http_requests_total", "HTTP requests by route template", ["route", "method", "status", "dialect"]
+)
 HTTP_DURATION = Histogram(
     "memory_http_request_duration_seconds",
     "HTTP request duration by route template",
@@ -49,7 +53,13 @@ HTTP_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HTTP_IN_PROGRESS = Gauge("memory_http_requests_in_progress", "HTTP requests being served", multiprocess_mode="livesum")
-OPERATIONS = Counter("memory_operations_total", "Memory operations by outcome", ["operation", "outcome"])
+OPERATIONS = Counter(
+    "memory_operations_total", "Memory operations by outcome and asking dialect", ["operation", "outcome", "dialect"]
+)
+OPERATION_NAMES = (
+    "add", "search", "search_text", "get", "list", "update", "delete", "erase", "history", "stats", "users",
+    "entities", "feedback", "export",
+)  # fmt: skip
 EMBEDDING_DURATION = Histogram(
     "memory_embedding_duration_seconds", "Time to embed one text", ["provider"], buckets=LATENCY_BUCKETS
 )
@@ -183,6 +193,7 @@ def initialise_label_sets() -> None:
         WEBHOOK_ERRORS.labels(reason)
     for state in ("due", "waiting"):
         WEBHOOK_QUEUE.labels(state)
-    for operation in ("add", "search", "get", "list", "update", "delete", "erase", "history", "stats"):
+    for operation in OPERATION_NAMES:
         for outcome in ("success", "not_found", "invalid", "error", "unavailable"):
-            OPERATIONS.labels(operation, outcome)
+            for dialect in DIALECTS:
+                OPERATIONS.labels(operation, outcome, dialect)

@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from memory_service.core.context import current_dialect, dialect
 from memory_service.domain.memories.commands import AddCommand
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.errors import ServiceError, ServiceUnavailable
@@ -45,6 +46,7 @@ from memory_service.storage.jobs import JobStore
 log = logging.getLogger(__name__)
 
 KIND_ADD = "add"
+CONTRACT = "contract"
 POLL_INTERVAL = 1.0
 RETRY_BACKOFF_MAX = 60.0
 STOP_GRACE = 10.0
@@ -72,8 +74,9 @@ class JobRunner:
         self._maintenance: asyncio.Task[None] | None = None
 
     def submit(self, tenant: str, command: AddCommand) -> Job:
-        """Queue an add (blocking: call it off the event loop), then wake a worker."""
-        return self.store.submit(tenant, KIND_ADD, command.to_json())
+        """Queue an add (blocking: call it off the event loop), then wake a worker. The request's
+        dialect goes with it, so the add is counted for the dialect that asked for it."""
+        return self.store.submit(tenant, KIND_ADD, {**command.to_json(), "dialect": current_dialect()})
 
     def get(self, tenant: str, job_id: str) -> Job:
         return self.store.get(tenant, job_id)
@@ -168,7 +171,8 @@ class JobRunner:
             await self._settle(job, "failed", None, error)
             return
         try:
-            added = await self.engine.add(job.tenant, AddCommand.from_json(job.request))
+            with dialect(str(job.request.get("dialect", CONTRACT))):
+                added = await self.engine.add(job.tenant, AddCommand.from_json(job.request))
         except asyncio.CancelledError:
             raise
         except ServiceUnavailable as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
+
 from memory_service.core.context import current_call
 from memory_service.storage.database import Database
 
@@ -26,6 +28,13 @@ INSERT INTO memory_history
     (id, memory_id, user_key, old_memory, new_memory, event, created_at, updated_at, is_deleted, actor_id, role)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
+
+
+def insert_history(cursor: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
+    """History rows (the _INSERT columns, id first) written in the caller's transaction, for the
+    bulk changes the memory table makes itself (storage/memory_table.py)."""
+    if rows:
+        cursor.executemany(_INSERT, rows)
 
 
 class PostgresHistory:

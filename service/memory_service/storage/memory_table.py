@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
@@ -19,13 +20,33 @@ from psycopg.types.json import Jsonb
 
 from memory_service.core.timefmt import rfc3339
 from memory_service.errors import InvalidRequest
+from memory_service.models.filters import Filter
 from memory_service.models.memory import MemoryPage, MemoryRecord, UserPage, UserStats, UserSummary
 from memory_service.models.scope import split_user_key
 from memory_service.models.scope import user_key as qualified_user
-from memory_service.models.webhooks import user_erased
+from memory_service.models.webhooks import EventType, memory_deleted, memory_event, user_erased
 from memory_service.storage.database import Database
+from memory_service.storage.filters import compile_filter
+from memory_service.storage.history import insert_history
 from memory_service.storage.outbox import enqueue_memories, enqueue_user
 from memory_service.storage.webhooks import enqueue_events
+
+# The deleted rows' fields that their DELETE history rows record (as mem0's own delete does).
+_DELETED = sql.SQL(
+    "RETURNING id, payload->>'user_id', payload->>'data', payload->>'created_at', payload->>'actor_id',"
+    " payload->>'role'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    """A user, agent, app or run of a tenant, as its memories show it."""
+
+    kind: str
+    name: str
+    memories: int
+    first_write: str | None
+    last_write: str | None
 
 
 def encode_cursor(created_at: str, memory_id: str) -> str:
@@ -205,16 +226,119 @@ class MemoryTable:
                 enqueue_memories(cur, [(memory_id, str(row[0]))])
 
     def erase_user(self, user_key: str) -> list[str]:
-        """Delete every memory, history row and message of one user in one transaction."""
+        """Delete every memory, history row, message and feedback of one user in one transaction."""
         delete = sql.SQL("DELETE FROM {t} WHERE payload->>'user_id' = %s RETURNING id").format(t=self.table)
         with self.db.connection(write=True) as conn, conn.cursor() as cur:
             ids = [str(r[0]) for r in cur.execute(delete, (user_key,)).fetchall()]
             cur.execute("DELETE FROM memory_history WHERE user_key = %s", (user_key,))
             cur.execute("DELETE FROM memory_messages WHERE user_key = %s", (user_key,))
+            cur.execute("DELETE FROM memory_feedback WHERE user_key = %s", (user_key,))
             if self.outbox:
                 enqueue_user(cur, user_key)
             enqueue_events(cur, [user_erased(user_key, len(ids))])
         return ids
+
+    # -- queries by filter tree (models/filters.py); the caller confines the tree to a tenant ------
+
+    def select(self, where: Filter, *, limit: int, offset: int = 0) -> list[MemoryRecord]:
+        """Matching memories, newest first."""
+        condition, params = compile_filter(where)
+        query = sql.SQL(
+            "SELECT id, payload FROM {t} WHERE {c} ORDER BY payload->>'created_at' DESC, id DESC LIMIT %s OFFSET %s"
+        ).format(t=self.table, c=condition)
+        with self.db.connection() as conn:
+            rows = conn.execute(query, [*params, limit, offset]).fetchall()
+        return [MemoryRecord.from_payload(str(r[0]), r[1]) for r in rows]
+
+    def count_where(self, where: Filter) -> int:
+        condition, params = compile_filter(where)
+        with self.db.connection() as conn:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {c}").format(t=self.table, c=condition), params)
+            found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def delete_where(self, where: Filter, now: str) -> list[str]:
+        """Delete the matching memories in one transaction, each with its DELETE history row (as
+        mem0's delete writes it) and its outbox row; returns their ids."""
+        condition, params = compile_filter(where)
+        delete = sql.SQL("DELETE FROM {t} WHERE {c} ").format(t=self.table, c=condition) + _DELETED
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
+            rows = cur.execute(delete, params).fetchall()
+            history = [
+                (uuid.uuid4(), str(i), owner, data, None, "DELETE", created, now, True, actor, role)
+                for i, owner, data, created, actor, role in rows
+            ]
+            insert_history(cur, history)
+            if self.outbox:
+                enqueue_memories(cur, [(str(r[0]), str(r[1])) for r in rows])
+            enqueue_events(cur, [memory_deleted(str(r[0]), str(r[1])) for r in rows])
+        return [str(r[0]) for r in rows]
+
+    def erase_where(self, where: Filter) -> list[str]:
+        """Delete the matching memories with their history and feedback, in one transaction (an
+        entity's erasure: nothing of those memories is kept)."""
+        condition, params = compile_filter(where)
+        delete = sql.SQL("DELETE FROM {t} WHERE {c} RETURNING id, payload->>'user_id'").format(
+            t=self.table, c=condition
+        )
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
+            rows = cur.execute(delete, params).fetchall()
+            ids = [str(r[0]) for r in rows]
+            cur.execute("DELETE FROM memory_history WHERE memory_id = ANY(%s)", (ids,))
+            cur.execute("DELETE FROM memory_feedback WHERE memory_id = ANY(%s::uuid[])", (ids,))
+            if self.outbox:
+                enqueue_memories(cur, [(str(r[0]), str(r[1])) for r in rows])
+            enqueue_events(cur, [memory_deleted(str(r[0]), str(r[1])) for r in rows])
+        return ids
+
+    def merge_payloads(self, changes: dict[str, dict[str, Any]], now: str) -> None:
+        """Merge each memory's metadata changes into its payload (updated_at = now), with an UPDATE
+        history row each (text unchanged, as mem0 records a metadata-only update) and its outbox
+        row: one transaction, one statement, however many memories."""
+        if not changes:
+            return
+        ids = list(changes)
+        merged = [Jsonb({**changes[i], "updated_at": now}) for i in ids]
+        update = sql.SQL(
+            "UPDATE {t} AS m SET payload = m.payload || c.changes"
+            " FROM unnest(%s::uuid[], %s::jsonb[]) AS c(id, changes) WHERE m.id = c.id"
+            " RETURNING m.id, m.payload->>'user_id', m.payload->>'data', m.payload->>'created_at',"
+            " m.payload->>'actor_id', m.payload->>'role', m.payload"
+        ).format(t=self.table)
+        with self.db.connection(write=True) as conn, conn.cursor() as cur:
+            rows = cur.execute(update, (ids, merged)).fetchall()
+            history = [
+                (uuid.uuid4(), str(i), owner, data, data, "UPDATE", created, now, False, actor, role)
+                for i, owner, data, created, actor, role, _ in rows
+            ]
+            insert_history(cur, history)
+            if self.outbox:
+                enqueue_memories(cur, [(str(r[0]), str(r[1])) for r in rows])
+            enqueue_events(cur, [memory_event(EventType.MEMORY_UPDATED, str(r[0]), r[6]) for r in rows])
+
+    def entities(self, tenant: str, *, limit: int, offset: int) -> tuple[list[EntityRow], dict[str, int]]:
+        """The tenant's users, agents, apps and runs with their memory counts (users first, then
+        by name), and how many of each kind there are."""
+        entities = sql.SQL(
+            "FROM {t}, LATERAL (VALUES ('user', 1, split_part(payload->>'user_id', '/', 2)),"
+            " ('agent', 2, payload->>'agent_id'), ('app', 3, payload->>'app_id'), ('run', 4, payload->>'run_id'))"
+            " AS e(kind, rank, name) WHERE payload->>'tenant_id' = %s AND e.name IS NOT NULL"
+        ).format(t=self.table)
+        page = (
+            sql.SQL("SELECT e.kind, e.name, count(*), min(payload->>'created_at'),")
+            + sql.SQL(" max(coalesce(payload->>'updated_at', payload->>'created_at')) ")
+            + entities
+            + sql.SQL(" GROUP BY e.kind, e.rank, e.name ORDER BY e.rank, e.name LIMIT %s OFFSET %s")
+        )
+        totals = (
+            sql.SQL("SELECT kind, count(*) FROM (SELECT DISTINCT e.kind, e.name ")
+            + entities
+            + sql.SQL(") d GROUP BY kind")
+        )
+        with self.db.connection() as conn:
+            rows = conn.execute(page, (tenant, limit, offset)).fetchall()
+            counts = {str(k): int(n) for k, n in conn.execute(totals, (tenant,)).fetchall()}
+        return [EntityRow(k, n, int(c), rfc3339(f), rfc3339(last)) for k, n, c, f, last in rows], counts
 
     def ids_of_user(self, user_key: str) -> list[str]:
         query = sql.SQL("SELECT id FROM {t} WHERE payload->>'user_id' = %s").format(t=self.table)

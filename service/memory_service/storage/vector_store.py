@@ -23,10 +23,12 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from memory_service.core.context import current_call
+from memory_service.models.filters import Filter
 from memory_service.models.webhooks import EventType, memory_deleted, memory_event
 from memory_service.observability.metrics import VECTOR_DURATION
 from memory_service.storage.adapters import PgVector
 from memory_service.storage.database import Database
+from memory_service.storage.filters import compile_filter
 from memory_service.storage.outbox import enqueue_memories
 from memory_service.storage.webhooks import enqueue_events
 
@@ -43,6 +45,11 @@ def filter_conditions(filters: dict[str, Any] | None) -> tuple[list[str], list[A
     conditions, params = _build_filter_conditions(filters)
     return [c.replace(_NUMERIC_CAST, _NUMBER_OR_NULL) for c in conditions], params
 
+
+# A filter tree under this key in mem0's `filters` replaces mem0's own flat conditions: mem0 hands
+# its filters through to search() and keyword_search() untouched, and needs a `user_id` beside
+# it, which the engine gives (domain/memories/engine.py).
+WHERE_KEY = "$where"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -191,9 +198,15 @@ class ServicePGVector(PGVector):
         self, query: str, leading: tuple[Any, ...], filters: dict[str, Any] | None, top_k: int | None
     ) -> Any:
         """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
-        without filters), `leading` the parameters before the filters' own, `top_k` the last."""
-        conditions, params = filter_conditions(filters)
-        where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
+        without filters), `leading` the parameters before the filters' own, `top_k` the last.
+        The service's filter tree (WHERE_KEY), when given, is the whole condition."""
+        tree: Filter | None = (filters or {}).get(WHERE_KEY)
+        where: sql.Composable
+        if tree is not None:
+            where, params = compile_filter(tree)
+        else:
+            conditions, params = filter_conditions(filters)
+            where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
         with self.db.read_connection() as conn, conn.cursor() as cur:  # the replica when caught up
             cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))
             return cur.fetchall()

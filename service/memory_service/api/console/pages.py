@@ -193,7 +193,7 @@ async def search(
     if query:
         engine = services_of(request).engine
         if mode == "semantic":
-            results = await engine.search(scope, query, limit=SEARCH_LIMIT, threshold=None, filters={})
+            results = await engine.search(scope, query, limit=SEARCH_LIMIT, threshold=None, filters=None)
         else:
             results = await engine.search_text(scope, query, limit=SEARCH_LIMIT)
     context = {"user_id": user_id, "query": query, "mode": mode, "results": results, "section": "users"}

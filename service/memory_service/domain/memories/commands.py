@@ -37,14 +37,15 @@ class AddCommand:
     run_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     infer: bool | None = None
+    app_id: str | None = None
 
     def scope(self, tenant: str) -> Scope:
-        return Scope(tenant, self.user_id, self.agent_id, self.run_id)
+        return Scope(tenant, self.user_id, self.agent_id, self.run_id, self.app_id)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form of a queued add (the same shape as the HTTP request body)."""
         data: dict[str, Any] = {"messages": [m.to_json() for m in self.messages], "user_id": self.user_id}
-        for name in ("agent_id", "run_id", "infer"):
+        for name in ("agent_id", "run_id", "app_id", "infer"):
             if (value := getattr(self, name)) is not None:
                 data[name] = value
         if self.metadata:
@@ -60,6 +61,7 @@ class AddCommand:
             run_id=data.get("run_id"),
             metadata=dict(data.get("metadata") or {}),
             infer=data.get("infer"),
+            app_id=data.get("app_id"),
         )
 
 

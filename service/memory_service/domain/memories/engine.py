@@ -30,6 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -39,13 +40,22 @@ from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStore
 from mem0.exceptions import MemoryError as Mem0Error
 from opentelemetry import trace
 
-from memory_service.core.context import CallCancelled, CallContext, call_context, current_call, waiting_for
+from memory_service.core.context import (
+    CallCancelled,
+    CallContext,
+    call_context,
+    current_call,
+    current_dialect,
+    waiting_for,
+)
 from memory_service.core.timefmt import now_rfc3339
 from memory_service.domain.entities.extractor import Extractor, merge_entities, payload_fields
 from memory_service.domain.memories.admission import KeyGate, Slot
 from memory_service.domain.memories.commands import AddCommand, AddOutcome, Inference, Message
+from memory_service.domain.memories.filters import parse_platform_filters, tenant_scope
 from memory_service.domain.memories.metadata import validate_metadata
-from memory_service.errors import InvalidRequest, MemoryNotFound, ServiceError, ServiceUnavailable
+from memory_service.errors import InvalidRequest, MemoryNotFound, NotFound, ServiceError, ServiceUnavailable
+from memory_service.models.filters import Condition, Field, Filter, Op, all_of, single_user_key
 from memory_service.models.memory import HistoryEntry, MemoryPage, MemoryRecord, UserPage, UserStats
 from memory_service.models.scope import Scope, split_user_key
 from memory_service.models.scope import user_key as owner_key
@@ -53,7 +63,10 @@ from memory_service.observability.metrics import INFERENCE_FALLBACKS, OPERATIONS
 from memory_service.providers.ollama import extraction_report, unavailable_from
 from memory_service.settings import Settings
 from memory_service.storage.database import Database
-from memory_service.storage.memory_table import MemoryTable
+from memory_service.storage.exports import ExportRequest, ExportStore
+from memory_service.storage.feedback import FeedbackStore
+from memory_service.storage.memory_table import EntityRow, MemoryTable
+from memory_service.storage.vector_store import WHERE_KEY
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,6 +80,33 @@ class _Unembedded(Exception):
     def __init__(self, count: int) -> None:
         super().__init__(count)
         self.count = count
+
+
+DEFAULTED_KEYS = ("source", "timestamp")  # metadata the service fills in when the client gives none
+ENTITY_FIELDS = {"agent": Field.AGENT_ID, "app": Field.APP_ID, "run": Field.RUN_ID}
+TEXT_UPDATES_PER_CALL = 50  # a batch's text updates (each embeds) per bounded engine call
+EXPORT_LIMIT = 10_000
+
+
+class ExportNotFound(NotFound):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"No memory export {what}", {})
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryChange:
+    """One item of a batch update: new text and/or metadata (keys given replace theirs)."""
+
+    memory_id: str
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Export:
+    request: ExportRequest
+    memories: list[MemoryRecord]
+    total: int
 
 
 def parse_memory_id(memory_id: str) -> str:
@@ -95,6 +135,8 @@ class MemoryEngine:
         self.memory = memory
         self.table = table
         self.extractor = extractor
+        self.feedback_store = FeedbackStore(db)
+        self.exports = ExportStore(db)
         # Called on the event loop after every committed write (wakes the graph projector).
         self.after_write: Callable[[], None] = after_write or (lambda: None)
         self.inference = settings.inference_enabled
@@ -251,9 +293,10 @@ class MemoryEngine:
 
     @asynccontextmanager
     async def _operation(self, name: str) -> AsyncIterator[None]:
-        """Count the operation's outcome and trace it."""
+        """Count the operation's outcome, by the dialect that asked for it, and trace it."""
         outcome = "success"
-        with _tracer.start_as_current_span(f"memory.{name}"):
+        dialect = current_dialect()
+        with _tracer.start_as_current_span(f"memory.{name}", attributes={"memory.dialect": dialect}):
             try:
                 yield
             except MemoryNotFound:
@@ -269,7 +312,7 @@ class MemoryEngine:
                 outcome = "error"
                 raise
             finally:
-                OPERATIONS.labels(name, outcome).inc()
+                OPERATIONS.labels(name, outcome, dialect).inc()
 
     async def _owned(self, tenant: str, memory_id: str, *, with_vector: bool = False) -> MemoryRecord:
         memory_id = parse_memory_id(memory_id)
@@ -294,12 +337,18 @@ class MemoryEngine:
             metadata = dict(command.metadata)
             infer = self.inference if command.infer is None else (command.infer and self.inference)
             given_entities = list(metadata.pop("entities", []) or [])
+            # Exactly the keys filled in below: a source the client gave (even empty) is its own.
+            defaulted = [k for k in DEFAULTED_KEYS if (k not in metadata if k == "source" else not metadata.get(k))]
             base = {
                 **metadata,
                 "source": metadata.get("source", "api"),
                 "timestamp": metadata.get("timestamp") or now_rfc3339(),
                 "tenant_id": scope.tenant,
             }
+            if defaulted:
+                base["metadata_defaults"] = defaulted
+            if scope.app_id is not None:
+                base["app_id"] = scope.app_id
             if infer:
                 return await self._add_inferred(scope, messages, base, given_entities, slot)
             records = await self._run(
@@ -345,6 +394,7 @@ class MemoryEngine:
                 "run_id": scope.run_id,
                 "updated_at": created_at,
             }
+
             records.extend(MemoryRecord.from_payload(str(r["id"]), payload) for r in result.get("results", []))
         return records
 
@@ -401,17 +451,67 @@ class MemoryEngine:
         *,
         limit: int,
         threshold: float | None,
-        filters: dict[str, Any],
+        filters: Filter | None,
         graph_boost: bool = False,
         include_embedding: bool = False,
         caller: str | None = None,
     ) -> list[MemoryRecord]:
+        """The contract's search: one user (and agent, run) of the tenant, plus metadata filters;
+        `caller` (the API key) is admitted per key (admission.py)."""
+        where = all_of(
+            Condition(Field.USER_KEY, Op.EQ, scope.user_key),
+            Condition(Field.AGENT_ID, Op.EQ, scope.agent_id) if scope.agent_id is not None else None,
+            Condition(Field.RUN_ID, Op.EQ, scope.run_id) if scope.run_id is not None else None,
+            filters,
+        )
+        return await self._search(
+            where,
+            scope.user_key,
+            query,
+            limit=limit,
+            threshold=threshold,
+            graph_boost=graph_boost,
+            include_embedding=include_embedding,
+            caller=caller,
+        )
+
+    async def search_where(
+        self,
+        tenant: str,
+        query: str,
+        filters: Filter | None,
+        *,
+        limit: int,
+        threshold: float | None,
+        caller: str | None = None,
+    ) -> list[MemoryRecord]:
+        """A search over whatever memories of the tenant the filter names (any users)."""
+        where = tenant_scope(tenant, filters)
+        return await self._search(
+            where,
+            single_user_key(where) or owner_key(tenant, ""),
+            query,
+            limit=limit,
+            threshold=threshold,
+            caller=caller,
+        )
+
+    async def _search(
+        self,
+        where: Filter,
+        primary_user: str,
+        query: str,
+        *,
+        limit: int,
+        threshold: float | None,
+        graph_boost: bool = False,
+        include_embedding: bool = False,
+        caller: str | None = None,
+    ) -> list[MemoryRecord]:
+        """mem0's hybrid search with the filter tree as the whole condition (storage/vector_store.py:
+        WHERE_KEY); mem0 still wants a user id beside it, and uses it for its entity boosts."""
         async with self._operation("search"), self._admitted(caller) as slot:
-            mem0_filters: dict[str, Any] = {**filters, "user_id": scope.user_key}
-            if scope.agent_id is not None:
-                mem0_filters["agent_id"] = scope.agent_id
-            if scope.run_id is not None:
-                mem0_filters["run_id"] = scope.run_id
+            mem0_filters: dict[str, Any] = {"user_id": primary_user, WHERE_KEY: where}
             fetch = min(limit * 3, self.settings.search_limit * 3) if graph_boost else limit
 
             def run() -> list[MemoryRecord]:
@@ -431,7 +531,7 @@ class MemoryEngine:
                         record.embedding = vectors[record.id].embedding if record.id in vectors else None
                 return records
 
-            return await self._run(run, user_key=scope.user_key, slot=slot)
+            return await self._run(run, user_key=primary_user, slot=slot)
 
     def _boost(self, query: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Raise memories that mention an entity of the query by GRAPH_BOOST_WEIGHT.
@@ -467,19 +567,21 @@ class MemoryEngine:
         async with self._operation("get"):
             return await self._owned(tenant, memory_id, with_vector=include_embedding)
 
+    async def get_many(self, tenant: str, memory_ids: list[str]) -> list[MemoryRecord]:
+        """Those of the memories that exist and are the tenant's, in the order given."""
+        async with self._operation("get"):
+            records = await self._run(lambda: self.table.fetch(memory_ids))
+            return [records[i] for i in memory_ids if i in records and records[i].tenant == tenant]
+
     async def update(
         self, tenant: str, memory_id: str, content: str | None, metadata: dict[str, Any] | None
     ) -> MemoryRecord:
         validate_metadata(metadata)
         async with self._operation("update"):
             current = await self._owned(tenant, memory_id)
-            changes = dict(metadata or {})
-            given = changes.pop("entities", None)
+            changes = self._metadata_changes(current, metadata, content)
 
             def write() -> MemoryRecord:
-                if content is not None or given is not None:
-                    text = content if content is not None else current.content
-                    changes.update(self._entity_fields(text, given or []))
                 self.memory.update(current.id, text=content, metadata=changes or None)
                 # Read back in the same transaction: once committed, the answer is this record.
                 return self.table.fetch([current.id])[current.id]
@@ -487,6 +589,20 @@ class MemoryEngine:
             record = await self._run(write, user_key=owner_key(tenant, current.user_id), write=True)
             self.after_write()
             return record
+
+    def _metadata_changes(
+        self, current: MemoryRecord, metadata: dict[str, Any] | None, content: str | None
+    ) -> dict[str, Any]:
+        """The payload changes of an update: the client's keys, the entity fields when the text or
+        the given entities change, and the defaulted keys the client now sets itself."""
+        changes = dict(metadata or {})
+        given = changes.pop("entities", None)
+        if content is not None or given is not None:
+            text = content if content is not None else current.content
+            changes.update(self._entity_fields(text, given or []))
+        if metadata and any(key in current.defaulted for key in metadata):
+            changes["metadata_defaults"] = [key for key in current.defaulted if key not in metadata]
+        return changes
 
     async def delete(self, tenant: str, memory_id: str) -> None:
         async with self._operation("delete"):
@@ -506,6 +622,7 @@ class MemoryEngine:
                 HistoryEntry(
                     id=str(r["id"]),
                     memory_id=memory_id,
+                    user_id=split_user_key(r["user_key"])[1],
                     event=r["event"],
                     old_content=r["old_memory"],
                     new_content=r["new_memory"],
@@ -541,6 +658,126 @@ class MemoryEngine:
 
     async def count(self, tenant: str | None = None) -> int:
         return await self._run(lambda: self.table.count(tenant))
+
+    # -- queries and bulk changes by filter (the mem0 Platform dialect) ---------------------------
+
+    async def list_where(
+        self, tenant: str, filters: Filter | None, *, limit: int, offset: int
+    ) -> tuple[list[MemoryRecord], int]:
+        """A page of the tenant's memories the filter names, newest first, and how many there are."""
+        async with self._operation("list"):
+            where = tenant_scope(tenant, filters)
+            return await self._run(
+                lambda: (self.table.select(where, limit=limit, offset=offset), self.table.count_where(where))
+            )
+
+    async def delete_where(self, tenant: str, filters: Filter) -> int:
+        """Delete what the filter names in the tenant, with history; returns how many."""
+        async with self._operation("delete"):
+            where = tenant_scope(tenant, filters)
+            ids = await self._run(lambda: self.table.delete_where(where, datetime.now(UTC).isoformat()), write=True)
+            self.after_write()
+            return len(ids)
+
+    async def _all_owned(self, tenant: str, memory_ids: list[str]) -> dict[str, MemoryRecord]:
+        """Every id's memory, or MemoryNotFound for the first id that is not the tenant's."""
+        parsed = [parse_memory_id(i) for i in memory_ids]
+        records = await self._run(lambda: self.table.fetch(list(dict.fromkeys(parsed))))
+        for memory_id in parsed:
+            record = records.get(memory_id)
+            if record is None or record.tenant != tenant:
+                raise MemoryNotFound(memory_id)
+        return records
+
+    async def delete_many(self, tenant: str, memory_ids: list[str]) -> int:
+        """All of them or none: every id is checked first, then all go in one transaction."""
+        async with self._operation("delete"):
+            records = await self._all_owned(tenant, memory_ids)
+            where = tenant_scope(tenant, Condition(Field.MEMORY_ID, Op.IN, list(records)))
+            ids = await self._run(lambda: self.table.delete_where(where, datetime.now(UTC).isoformat()), write=True)
+            self.after_write()
+            return len(ids)
+
+    async def update_many(self, tenant: str, changes: list[MemoryChange], *, caller: str | None = None) -> int:
+        """Every id is checked first (nothing is applied if one is not the tenant's). Metadata-only
+        changes are merged in one statement; text changes go through mem0 (each is embedded), in
+        bounded calls per owner, so their history rows carry the right owner."""
+        for change in changes:
+            validate_metadata(change.metadata)
+        async with self._operation("update"), self._admitted(caller) as slot:
+            records = await self._all_owned(tenant, [c.memory_id for c in changes])
+            merged: dict[str, dict[str, Any]] = {}
+            texts: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {}
+            for change in changes:
+                current = records[parse_memory_id(change.memory_id)]
+                payload_changes = self._metadata_changes(current, change.metadata, change.text)
+                if change.text is None:
+                    merged.setdefault(current.id, {}).update(payload_changes)
+                else:
+                    owner = owner_key(tenant, current.user_id)
+                    texts.setdefault(owner, []).append((current.id, change.text, payload_changes or None))
+            if merged:
+                await self._run(
+                    lambda: self.table.merge_payloads(merged, datetime.now(UTC).isoformat()), write=True, slot=slot
+                )
+            for owner, items in texts.items():
+                for start in range(0, len(items), TEXT_UPDATES_PER_CALL):
+                    chunk = items[start : start + TEXT_UPDATES_PER_CALL]
+
+                    def apply(chunk: list[tuple[str, str, dict[str, Any] | None]] = chunk) -> None:
+                        for memory_id, text, metadata in chunk:
+                            self.memory.update(memory_id, text=text, metadata=metadata)
+
+                    await self._run(apply, user_key=owner, write=True, slot=slot)
+            self.after_write()
+            return len(changes)
+
+    async def entities(self, tenant: str, *, limit: int, offset: int) -> tuple[list[EntityRow], dict[str, int]]:
+        async with self._operation("entities"):
+            return await self._run(lambda: self.table.entities(tenant, limit=limit, offset=offset))
+
+    async def delete_entity(self, tenant: str, kind: str, name: str) -> int:
+        """Erase a user, agent, app or run: its memories with their history and feedback."""
+        async with self._operation("erase"):
+            if kind == "user":
+                ids = await self._run(lambda: self.table.erase_user(owner_key(tenant, name)), write=True)
+            else:
+                where = tenant_scope(tenant, Condition(ENTITY_FIELDS[kind], Op.EQ, name))
+                ids = await self._run(lambda: self.table.erase_where(where), write=True)
+            self.after_write()
+            return len(ids)
+
+    async def feedback(self, tenant: str, memory_id: str, feedback: str | None, reason: str | None) -> str:
+        """Store a feedback on one of the tenant's memories; returns the feedback's id."""
+        async with self._operation("feedback"):
+            current = await self._owned(tenant, memory_id)
+            owner = owner_key(tenant, current.user_id)
+            return await self._run(
+                lambda: self.feedback_store.add(tenant, current.id, owner, feedback, reason), write=True
+            )
+
+    async def create_export(self, tenant: str, schema: Any, filters: dict[str, Any] | None) -> ExportRequest:
+        """Keep an export request; its filters are checked now and evaluated when it is read."""
+        async with self._operation("export"):
+            parse_platform_filters(filters, tenant)
+            return await self._run(lambda: self.exports.create(tenant, schema, filters), write=True)
+
+    async def get_export(self, tenant: str, export_id: str | None, filters: dict[str, Any] | None) -> Export:
+        """An export by id, or the latest one with these filters, with the memories it names now."""
+        async with self._operation("export"):
+            if export_id is not None:
+                request = await self._run(lambda: self.exports.get(tenant, export_id))
+                if request is None:
+                    raise ExportNotFound(f"with ID '{export_id}'")
+            else:
+                request = await self._run(lambda: self.exports.latest(tenant, filters))
+                if request is None:
+                    raise ExportNotFound("with these filters")
+            where = tenant_scope(tenant, parse_platform_filters(request.filters, tenant))
+            memories, total = await self._run(
+                lambda: (self.table.select(where, limit=EXPORT_LIMIT), self.table.count_where(where))
+            )
+            return Export(request, memories, total)
 
     def warm_up(self) -> None:
         """First calls create mem0's lazy state; do them once, before traffic, not racing in requests."""

@@ -8,6 +8,16 @@ import re
 import pytest
 from memory_service.domain.memories.filters import MAX_FILTERS, MAX_VALUES, parse_search_filters
 from memory_service.errors import InvalidRequest
+from memory_service.models.filters import And, Condition, Field, Filter, Op
+
+
+def m(key: str, op: Op, value: object) -> Condition:
+    """A condition on a client metadata key, as the parser builds it."""
+    return Condition(Field.METADATA, op, value, key=key)
+
+
+def and_(*items: Filter) -> And:
+    return And(tuple(items))
 
 
 def test_the_contract_example_and_the_shorthand_combine() -> None:
@@ -15,35 +25,35 @@ def test_the_contract_example_and_the_shorthand_combine() -> None:
         '{"source": "chat", "priority": {"gte": 3}, "topic": {"in": ["ai", "ml"]}}',
         {"lang": ["en"], "tag": ["a", "b"]},
     )
-    assert filters == {
-        "source": "chat",
-        "priority": {"gte": 3},
-        "topic": {"in": ["ai", "ml"]},
-        "lang": "en",  # one value: equality
-        "tag": {"in": ["a", "b"]},  # a repeated key: any of
-    }
+    assert filters == and_(
+        m("source", Op.EQ, "chat"),
+        m("priority", Op.GTE, 3),
+        m("topic", Op.IN, ["ai", "ml"]),
+        m("lang", Op.EQ, "en"),  # one value: equality
+        m("tag", Op.IN, ["a", "b"]),  # a repeated key: any of
+    )
 
 
 def test_no_filters() -> None:
-    assert parse_search_filters(None, {}) == {}
-    assert parse_search_filters("", {}) == {}
+    assert parse_search_filters(None, {}) is None
+    assert parse_search_filters("", {}) is None
 
 
 @pytest.mark.parametrize(
-    "condition",
+    ("condition", "expected"),
     [
-        {"eq": "x"},
-        {"ne": 1},
-        {"gt": 1.5},
-        {"lte": -2},
-        {"nin": ["a", 1, True]},
-        {"contains": "50%"},
-        {"icontains": "Chat"},
-        {"gte": 1, "lt": 10},
+        ({"eq": "x"}, m("k", Op.EQ, "x")),
+        ({"ne": 1}, m("k", Op.NE, "1")),  # compared as the payload's text shows it
+        ({"gt": 1.5}, m("k", Op.GT, 1.5)),
+        ({"lte": -2}, m("k", Op.LTE, -2)),
+        ({"nin": ["a", 1, True]}, m("k", Op.NIN, ["a", "1", "true"])),
+        ({"contains": "50%"}, m("k", Op.CONTAINS, "50%")),
+        ({"icontains": "Chat"}, m("k", Op.ICONTAINS, "Chat")),
+        ({"gte": 1, "lt": 10}, and_(m("k", Op.GTE, 1), m("k", Op.LT, 10))),
     ],
 )
-def test_every_operator_is_accepted(condition: dict[str, object]) -> None:
-    assert parse_search_filters(json.dumps({"k": condition}), {}) == {"k": condition}
+def test_every_operator_is_accepted(condition: dict[str, object], expected: Filter) -> None:
+    assert parse_search_filters(json.dumps({"k": condition}), {}) == expected
 
 
 @pytest.mark.parametrize(
@@ -88,7 +98,9 @@ def test_a_key_in_both_spellings_is_refused() -> None:
 
 
 def test_at_most_max_filters_keys() -> None:
-    assert len(parse_search_filters(None, {f"k{i}": ["1"] for i in range(MAX_FILTERS)})) == MAX_FILTERS
+    most = parse_search_filters(None, {f"k{i}": ["1"] for i in range(MAX_FILTERS)})
+    assert isinstance(most, And)
+    assert len(most.items) == MAX_FILTERS
     with pytest.raises(InvalidRequest, match=f"at most {MAX_FILTERS} keys"):
         parse_search_filters(None, {f"k{i}": ["1"] for i in range(MAX_FILTERS + 1)})
 
@@ -97,7 +109,7 @@ def test_the_result_does_not_alias_the_input() -> None:
     values = ["a", "b"]
     filters = parse_search_filters(None, {"tag": values})
     values.append("c")
-    assert filters == {"tag": {"in": ["a", "b"]}}
+    assert filters == m("tag", Op.IN, ["a", "b"])
 
 
 @pytest.mark.parametrize("key", ["$or", "$not", "$and", "AND", "OR", "NOT"])
@@ -111,9 +123,9 @@ def test_mem0s_logical_operators_are_not_metadata_keys(key: str) -> None:
 
 def test_a_star_is_a_value_to_compare_not_mem0s_wildcard() -> None:
     """`metadata.source=*` is equality (the contract); mem0 would read a bare `*` as "has the key"."""
-    assert parse_search_filters('{"source": "*"}', {}) == {"source": {"eq": "*"}}
-    assert parse_search_filters(None, {"source": ["*"]}) == {"source": {"eq": "*"}}
-    assert parse_search_filters(None, {"source": ["*", "chat"]}) == {"source": {"in": ["*", "chat"]}}
+    assert parse_search_filters('{"source": "*"}', {}) == m("source", Op.EQ, "*")
+    assert parse_search_filters(None, {"source": ["*"]}) == m("source", Op.EQ, "*")
+    assert parse_search_filters(None, {"source": ["*", "chat"]}) == m("source", Op.IN, ["*", "chat"])
 
 
 @pytest.mark.parametrize(

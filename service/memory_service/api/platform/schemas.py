@@ -1,0 +1,496 @@
+"""The mem0 Platform dialect's bodies: requests as mem0's clients send them, responses as they read them.
+
+Requests are strict (an unknown field is a 400), with three exceptions, all named here:
+parameters the clients send that change nothing here (accepted: `output_format`, `version`,
+`enable_graph`, `rerank`, ...), parameters that ask for a Platform feature this server does not
+offer (refused with a 400 naming them), and the Platform's `org_id`/`project_id` (the key decides
+the tenant). Responses are plain JSON in the Platform's shapes (`memory_object` and friends),
+written with orjson; the pydantic models below document them in OpenAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from memory_service.api.schemas import MAX_MESSAGES, _check_metadata
+from memory_service.core.ids import validate_user_id
+from memory_service.models.memory import HistoryEntry, MemoryRecord
+
+MAX_BATCH = 1000
+# Parameters of Platform features this server does not offer, and why.
+REFUSED = {
+    "custom_categories": "categories are assigned by the mem0 Platform's LLM",
+    "custom_instructions": "custom extraction instructions are a mem0 Platform feature",
+    "agent_custom_instructions": "custom extraction instructions are a mem0 Platform feature",
+    "includes": "extraction hints are a mem0 Platform feature",
+    "excludes": "extraction hints are a mem0 Platform feature",
+    "structured_data_schema": "structured extraction is a mem0 Platform feature",
+    "expiration_date": "memory expiration is a mem0 Platform feature",
+    "timestamp": "backdated memories are a mem0 Platform feature",
+    "immutable": "immutable memories are a mem0 Platform feature",
+    "prompt_profile_id": "prompt profiles are a mem0 Platform feature",
+    "categories": "categories are assigned by the mem0 Platform's LLM",
+    "reference_date": "temporal reasoning is a mem0 Platform feature",
+    "temporal_reasoning": "temporal reasoning is a mem0 Platform feature",
+    "observation_date": "temporal reasoning is a mem0 Platform feature",
+    "observation_datetime": "temporal reasoning is a mem0 Platform feature",
+}
+MEMORY_FIELDS = (
+    "id", "memory", "user_id", "agent_id", "app_id", "run_id", "session_id", "metadata", "categories",
+    "expiration_date", "created_at", "updated_at", "score",
+)  # fmt: skip
+
+
+def refuse_platform_only(data: Any) -> Any:
+    """A 400 that names the first Platform-only parameter given (absent or null ones are fine)."""
+    if isinstance(data, dict):
+        for name, reason in REFUSED.items():
+            if data.get(name) not in (None, [], {}, False):
+                raise ValueError(f"'{name}' is not offered by this server: {reason}")
+    return data
+
+
+def _check_id(value: str | None, field: str) -> str | None:
+    return None if value is None else validate_user_id(value, field)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, data: Any) -> Any:
+        return refuse_platform_only(data)
+
+
+class _Ignored(_Strict):
+    """Parameters mem0's clients may send that change nothing here."""
+
+    output_format: str | None = Field(None, description="Accepted; responses are always the v1.1 shapes")
+    version: str | None = Field(None, description="Accepted and ignored")
+    enable_graph: bool | None = Field(None, description="Accepted; entities are always extracted here")
+    org_id: str | None = Field(None, description="Ignored: the key decides the tenant")
+    project_id: str | None = Field(None, description="Ignored: the key decides the tenant")
+
+
+class PlatformMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant", "system"]
+    content: Any
+    name: str | None = Field(None, max_length=128)
+
+    @field_validator("content")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("multimodal message content (images, documents) is a mem0 Platform feature not offered")
+        if not value.strip():
+            raise ValueError("content must not be blank")
+        return value
+
+
+class AddRequest(_Ignored):
+    """`POST /v3/memories/add/`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"messages": [{"role": "user", "content": "I love tea"}], "user_id": "alice"}]},
+    )
+    messages: str | PlatformMessage | list[PlatformMessage]
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    app_id: str | None = None
+    filters: dict[str, Any] | None = Field(None, description="Entity ids, as mem0's Python client's options carry them")
+    metadata: dict[str, Any] | None = None
+    infer: bool | None = None
+    async_mode: bool = Field(False, description="Queue the add; poll GET /v1/event/{event_id}/")
+
+    @field_validator("user_id", "agent_id", "run_id", "app_id")
+    @classmethod
+    def _ids(cls, value: str | None, info: Any) -> str | None:
+        return _check_id(value, info.field_name)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+    @model_validator(mode="after")
+    def _entities_from_filters(self) -> AddRequest:
+        for key, value in (self.filters or {}).items():
+            if key not in ("user_id", "agent_id", "run_id", "app_id") or not isinstance(value, str):
+                raise ValueError("filters of an add may hold only user_id, agent_id, run_id and app_id values")
+            given = getattr(self, key)
+            if given is not None and given != value:
+                raise ValueError(f"{key} is given twice, with different values")
+            setattr(self, key, _check_id(value, key))
+        if not any((self.user_id, self.agent_id, self.run_id, self.app_id)):
+            raise ValueError("give at least one of user_id, agent_id, run_id or app_id")
+        return self
+
+    def message_list(self) -> list[PlatformMessage]:
+        if isinstance(self.messages, str):
+            return [PlatformMessage(role="user", content=self.messages, name=None)]
+        return [self.messages] if isinstance(self.messages, PlatformMessage) else self.messages
+
+    @field_validator("messages")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_MESSAGES:
+            raise ValueError(f"messages must hold 1 to {MAX_MESSAGES} messages")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("messages must not be blank")
+        return value
+
+
+class _Listing(_Ignored):
+    filters: dict[str, Any] | None = None
+    fields: list[str] | None = Field(None, description="Return only these fields of each memory")
+    show_expired: bool | None = Field(None, description="Accepted; memories do not expire here")
+    latest_only: bool | None = Field(None, description="Accepted; memories are never superseded here")
+
+    @field_validator("fields")
+    @classmethod
+    def _known(cls, value: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(value or ()) - set(MEMORY_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown fields {unknown}; a memory has {', '.join(MEMORY_FIELDS)}")
+        return value
+
+
+class SearchRequest(_Listing):
+    """`POST /v3/memories/search/`."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"query": "tea", "filters": {"user_id": "alice"}}]}
+    )
+    query: str = Field(min_length=1, max_length=10_000)
+    top_k: int = Field(10, ge=1, description="At most SEARCH_LIMIT (default 50)")
+    threshold: float = Field(
+        0.1, ge=0, le=1, description="Minimum semantic relevance (default 0.1, as on the Platform)"
+    )
+    metadata: dict[str, Any] | None = Field(None, description="Only memories with these metadata values")
+    rerank: bool | None = Field(None, description="Accepted; results are ranked by mem0's hybrid score")
+    keyword_search: bool | None = Field(None, description="Accepted; keyword matches always count here")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+
+class ListRequest(_Listing):
+    """`POST /v3/memories/` (get_all)."""
+
+    page: int | None = Field(None, ge=1)
+    page_size: int | None = Field(None, ge=1, le=200)
+    start_date: str | None = Field(None, description="Created on or after (a date or date-time)")
+    end_date: str | None = Field(None, description="Created on or before (a date or date-time)")
+    keywords: str | None = Field(None, description="Only memories whose text contains this (any case)")
+
+
+class UpdateRequest(_Strict):
+    """`PUT /v1/memories/{memory_id}/`."""
+
+    text: str | None = Field(None, min_length=1)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+
+class BatchUpdateItem(_Strict):
+    memory_id: str
+    text: str | None = Field(None, min_length=1)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+
+class BatchDeleteItem(_Strict):
+    memory_id: str
+
+
+def _batch(items: list[Any], verb: str) -> list[Any]:
+    if not items:
+        raise ValueError("memories must not be empty")
+    if len(items) > MAX_BATCH:
+        raise ValueError(f"Maximum of {MAX_BATCH} memories can be {verb} in a single request, not {len(items)}")
+    return items
+
+
+class BatchUpdateRequest(_Strict):
+    """`PUT /v1/batch/`."""
+
+    memories: list[BatchUpdateItem]
+
+    @field_validator("memories")
+    @classmethod
+    def _size(cls, value: list[BatchUpdateItem]) -> list[BatchUpdateItem]:
+        return _batch(value, "updated")
+
+
+class BatchDeleteRequest(_Strict):
+    """`DELETE /v1/batch/`."""
+
+    memories: list[BatchDeleteItem]
+
+    @field_validator("memories")
+    @classmethod
+    def _size(cls, value: list[BatchDeleteItem]) -> list[BatchDeleteItem]:
+        return _batch(value, "deleted")
+
+
+class ExportCreateRequest(_Ignored):
+    """`POST /v1/exports/`: `schema` as an object or a JSON string (mem0's Python client sends one)."""
+
+    export_schema: Any = Field(alias="schema")
+    filters: dict[str, Any] | None = None
+
+    @field_validator("export_schema")
+    @classmethod
+    def _schema(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise ValueError("schema must be a JSON object (or a string holding one)") from None
+        if not isinstance(value, dict):
+            raise ValueError("schema must be a JSON object (or a string holding one)")
+        return value
+
+
+class ExportGetRequest(_Ignored):
+    """`POST /v1/exports/get/`."""
+
+    memory_export_id: str | None = None
+    filters: dict[str, Any] | None = None
+
+
+class FeedbackRequest(_Strict):
+    """`POST /v1/feedback/`."""
+
+    memory_id: str
+    feedback: Literal["POSITIVE", "NEGATIVE", "VERY_NEGATIVE"] | None = None
+    feedback_reason: str | None = Field(None, max_length=2000)
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+class PlatformJSON(JSONResponse):
+    """A body already in the Platform's shape, written with orjson (no model pass on the way out);
+    a JSONResponse, so OpenAPI documents each route's `response_model`."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def memory_object(record: MemoryRecord, fields: list[str] | None = None) -> dict[str, Any]:
+    """A memory as the Platform shows it; `run_id` and `session_id` are the same value (the
+    Platform names it differently per route), `score` only in search results."""
+    shape: dict[str, Any] = {
+        "id": record.id,
+        "memory": record.content,
+        "user_id": record.user_id,
+        "agent_id": record.agent_id,
+        "app_id": record.app_id,
+        "run_id": record.run_id,
+        "session_id": record.run_id,
+        "metadata": record.client_metadata,
+        "categories": [],
+        "expiration_date": None,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+    if record.score is not None:
+        shape["score"] = record.score
+    return {k: v for k, v in shape.items() if k in fields} if fields else shape
+
+
+def added_object(record: MemoryRecord) -> dict[str, Any]:
+    """An add's result: the v1.1 `memory` and the v3 `data.memory` side by side."""
+    return {**memory_object(record), "event": "ADD", "data": {"memory": record.content}}
+
+
+def history_object(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "memory_id": entry.memory_id,
+        "input": [],
+        "old_memory": entry.old_content,
+        "new_memory": entry.new_content,
+        "event": entry.event,
+        "user_id": entry.user_id,
+        "agent_id": None,
+        "app_id": None,
+        "session_id": None,
+        "categories": [],
+        "metadata": None,
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+    }
+
+
+class MemoryObject(BaseModel):
+    """A memory in the Platform dialect (documentation of `memory_object`)."""
+
+    id: str
+    memory: str
+    user_id: str
+    agent_id: str | None
+    app_id: str | None
+    run_id: str | None
+    session_id: str | None = Field(description="The run id, as the Platform's get and list name it")
+    metadata: dict[str, Any] = Field(description="As the client stored it")
+    categories: list[str] = Field(description="Always empty: categories are a Platform feature")
+    expiration_date: None
+    created_at: str
+    updated_at: str
+    score: float | None = Field(None, description="Search results only")
+
+
+class AddedMemory(MemoryObject):
+    event: Literal["ADD"]
+    data: dict[str, str]
+
+
+class AddResponse(BaseModel):
+    status: Literal["SUCCEEDED", "PENDING"]
+    message: str
+    results: list[AddedMemory] | None = Field(None, description="Synchronous adds")
+    event_id: str | None = Field(None, description="async_mode: poll GET /v1/event/{event_id}/")
+
+
+class SearchResponse(BaseModel):
+    results: list[MemoryObject]
+
+
+class PageResponse(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[MemoryObject]
+
+
+class HistoryObject(BaseModel):
+    id: str
+    memory_id: str
+    input: list[dict[str, str]] = Field(description="Always empty: the messages are not kept per change")
+    old_memory: str | None
+    new_memory: str | None
+    event: Literal["ADD", "UPDATE", "DELETE"]
+    user_id: str | None
+    agent_id: None
+    app_id: None
+    session_id: None
+    categories: list[str]
+    metadata: None
+    created_at: str | None
+    updated_at: str | None
+
+
+class EventObject(BaseModel):
+    id: str
+    event_type: Literal["ADD"]
+    status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
+    payload: dict[str, Any] = Field(description="The add as it was queued")
+    results: list[AddedMemory] = Field(description="When SUCCEEDED: the stored memories (as they are now)")
+    error: str | None
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    completed_at: str | None
+    latency: float | None = Field(description="Milliseconds from start to completion")
+
+
+class PingResponse(BaseModel):
+    status: Literal["ok"]
+    org_id: str = Field(description="The key's tenant")
+    project_id: str = Field(description="The key's tenant")
+    user_email: None
+    role: Literal["user", "admin", "operator"]
+
+
+class EntityObject(BaseModel):
+    id: str = Field(examples=["user:alice"])
+    name: str
+    type: Literal["user", "agent", "app", "run"]
+    owner: str = Field(description="The tenant")
+    metadata: None
+    total_memories: int
+    created_at: str | None = Field(description="Its first memory's creation")
+    updated_at: str | None = Field(description="Its latest memory change")
+
+
+class EntitiesResponse(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[EntityObject]
+    total_users: int
+    total_agents: int
+    total_apps: int
+    total_runs: int
+
+
+class ExportCreated(BaseModel):
+    message: str
+    id: str
+
+
+class ExportResponse(BaseModel):
+    id: str
+    schema_: dict[str, Any] = Field(alias="schema", description="As it was given")
+    filters: dict[str, Any] | None
+    created_at: str
+    count: int = Field(description="Memories the filters name now")
+    memories: list[MemoryObject] = Field(description="At most 10,000, newest first")
+
+
+class FeedbackResponse(BaseModel):
+    id: str
+    memory_id: str
+    feedback: Literal["POSITIVE", "NEGATIVE", "VERY_NEGATIVE"] | None
+    feedback_reason: str | None
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+class PlatformError(BaseModel):
+    """Every error of the Platform dialect; 429s add retry_after, limit and window_seconds."""
+
+    detail: str
+    code: str
+
+
+def platform_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Invalid request (ValidationError in mem0's clients)",
+        401: "Missing or unknown key (AuthenticationError)",
+        403: "Not allowed for this key's role: webhooks need an admin key (MemoryError)",
+        404: "No such memory, export, event or entity for this tenant (MemoryNotFoundError)",
+        413: "A message over MAX_MEMORY_SIZE bytes (MemoryQuotaExceededError)",
+        429: "Over the key's rate limit; Retry-After (RateLimitError)",
+        500: "A bug; the X-Request-ID of the response finds it in the logs (MemoryError)",
+        501: "A mem0 Platform feature this server does not offer (MemoryError)",
+        503: "A backend is down (NetworkError)",
+    }
+    return {
+        s: {"model": PlatformError, "description": descriptions[s]}
+        for s in sorted({400, 401, 429, 500, 503, *statuses})
+    }
