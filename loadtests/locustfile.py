@@ -230,7 +230,7 @@ def on_quitting(environment: Environment, **_: Any) -> None:
             revoked = provision.revoke(
                 environment.host or "",
                 environment.parsed_options.admin_key,
-                [i.key_id for i in pool.workload + pool.probes],
+                [(i.key_id, i.tenant) for i in pool.workload + pool.probes],
             )
             log.info("revoked %d keys of run %s", revoked, pool.run_id)
         except Exception as exc:

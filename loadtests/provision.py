@@ -2,8 +2,9 @@
 
 Per-key rate limits (20 per 10 s, 100 per minute by default) mean one key carries at most 2
 requests per second, so a load test spreads over many keys and tenants. Provisioning itself is
-rate limited too, so it fans out: the given admin key creates a few short-lived helper admin keys,
-each helper creates a share of the keys, and seeding is spread over the new keys. Every client
+rate limited too, so it fans out: the given operator key creates short-lived helper admin keys, one
+per tenant chunk (an admin key manages only its own tenant), each helper creates its tenant's share
+of the keys, and seeding is spread over the new keys. Every client
 here honours X-RateLimit-* and Retry-After, so provisioning is never refused and never fails
 because of a limit. Nothing touches the database directly.
 
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -34,6 +35,8 @@ log = logging.getLogger("loadtests.provision")
 
 # Keys a helper admin creates: within one burst window of the helper, so helpers rarely wait.
 KEYS_PER_HELPER = 18
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 MAX_MESSAGES_PER_ADD = 100  # the API's limit on messages in one add
 
 TOPICS: dict[str, tuple[list[str], list[str]]] = {
@@ -195,43 +198,69 @@ def _parallel(items: Sequence[Any], fn: Callable[[Any], Any], threads: int) -> l
         return list(pool.map(fn, items))
 
 
-def create_keys(host: str, admin_key: str, specs: Sequence[tuple[str, int | None]], run_id: str) -> list[Identity]:
-    """User keys for (tenant, per-minute limit or None for the defaults), via helper admin keys."""
-    admin = RateLimitedClient(host, admin_key)
+def _per_tenant(items: Sequence[tuple[str, _T]]) -> list[tuple[str, list[_T]]]:
+    """(tenant, chunk) pairs: each tenant's items in chunks of at most KEYS_PER_HELPER."""
+    by_tenant: dict[str, list[_T]] = {}
+    for tenant, item in items:
+        by_tenant.setdefault(tenant, []).append(item)
+    return [
+        (tenant, values[i : i + KEYS_PER_HELPER])
+        for tenant, values in by_tenant.items()
+        for i in range(0, len(values), KEYS_PER_HELPER)
+    ]
+
+
+def _helper_body(tenant: str, purpose: str) -> dict[str, str]:
+    return {"tenant": tenant, "role": "admin", "name": f"loadtest {purpose} helper"}
+
+
+def _with_helpers(
+    host: str,
+    operator_key: str,
+    chunks: list[tuple[str, list[_T]]],
+    purpose: str,
+    work: Callable[[RateLimitedClient, list[_T]], _R],
+) -> list[_R]:
+    """Run `work(helper, chunk)` for every chunk with a short-lived admin key of the chunk's tenant.
+
+    An admin key manages only its own tenant, so the operator key creates one helper admin per
+    chunk in that chunk's tenant; helpers are revoked as soon as the work is done.
+    """
+    operator = RateLimitedClient(host, operator_key)
     helpers: list[tuple[str, RateLimitedClient]] = []
     try:
-        chunks = [specs[i : i + KEYS_PER_HELPER] for i in range(0, len(specs), KEYS_PER_HELPER)]
-        for _ in chunks:
+        for tenant, _ in chunks:
             data = _check(
-                admin.request(
-                    "POST",
-                    "/v1/admin/keys",
-                    json={"tenant": f"lt-{run_id}-admin", "role": "admin", "name": "loadtest provisioning helper"},
-                ),
+                operator.request("POST", "/v1/admin/keys", json=_helper_body(tenant, purpose)),
                 201,
-                "creating a helper admin key (is the admin key an admin key of this service?)",
+                f"creating a helper admin key in {tenant} (is LOADTEST_ADMIN_KEY an operator key of this service?)",
             )
             helpers.append((data["id"], RateLimitedClient(host, data["key"])))
-
-        def create(job: tuple[RateLimitedClient, Sequence[tuple[str, int | None]]]) -> list[Identity]:
-            client, chunk = job
-            made = []
-            for tenant, limit in chunk:
-                body: dict[str, Any] = {"tenant": tenant, "role": "user", "name": f"loadtest {run_id}"}
-                if limit is not None:
-                    body["rate_limit"] = limit
-                data = _check(client.request("POST", "/v1/admin/keys", json=body), 201, "creating a key")
-                made.append(Identity(key=data["key"], key_id=data["id"], tenant=tenant))
-            return made
-
-        created = _parallel(list(zip((c for _, c in helpers), chunks, strict=True)), create, threads=16)
-        return [identity for chunk in created for identity in chunk]
+        jobs = list(zip((client for _, client in helpers), (chunk for _, chunk in chunks), strict=True))
+        return _parallel(jobs, lambda job: work(*job), threads=16)
     finally:
-        # Helpers are admin keys: revoke them as soon as they are no longer needed.
         for helper_id, client in helpers:
             client.close()
-            admin.request("DELETE", f"/v1/admin/keys/{helper_id}")
-        admin.close()
+            operator.request("DELETE", f"/v1/admin/keys/{helper_id}")
+        operator.close()
+
+
+def create_keys(host: str, admin_key: str, specs: Sequence[tuple[str, int | None]], run_id: str) -> list[Identity]:
+    """User keys for (tenant, per-minute limit or None for the defaults), via helper admin keys."""
+
+    def create(client: RateLimitedClient, chunk: list[tuple[str, int | None]]) -> list[Identity]:
+        made = []
+        for tenant, limit in chunk:
+            body: dict[str, Any] = {"tenant": tenant, "role": "user", "name": f"loadtest {run_id}"}
+            if limit is not None:
+                body["rate_limit"] = limit
+            data = _check(client.request("POST", "/v1/admin/keys", json=body), 201, "creating a key")
+            made.append(Identity(key=data["key"], key_id=data["id"], tenant=tenant))
+        return made
+
+    chunks = _per_tenant([(tenant, (tenant, limit)) for tenant, limit in specs])
+    created = _with_helpers(host, admin_key, chunks, "provisioning", create)
+    return [identity for chunk in created for identity in chunk]
 
 
 def seed(
@@ -315,31 +344,16 @@ def provision(
     return pool
 
 
-def revoke(host: str, admin_key: str, key_ids: Iterable[str]) -> int:
-    """Revoke the pool's keys (fanned out like creation); returns how many were revoked."""
-    ids = list(key_ids)
-    if not ids:
+def revoke(host: str, admin_key: str, keys: Iterable[tuple[str, str]]) -> int:
+    """Revoke the pool's (key id, tenant) pairs, fanned out like creation; returns how many were revoked."""
+    chunks = _per_tenant([(tenant, key_id) for key_id, tenant in keys])
+    if not chunks:
         return 0
-    run_id = secrets.token_hex(3)
-    admin = RateLimitedClient(host, admin_key)
-    helpers: list[tuple[str, RateLimitedClient]] = []
-    try:
-        chunks = [ids[i : i + KEYS_PER_HELPER] for i in range(0, len(ids), KEYS_PER_HELPER)]
-        for _ in chunks:
-            body = {"tenant": f"lt-{run_id}-admin", "role": "admin", "name": "loadtest cleanup helper"}
-            data = _check(admin.request("POST", "/v1/admin/keys", json=body), 201, "creating a helper admin key")
-            helpers.append((data["id"], RateLimitedClient(host, data["key"])))
 
-        def revoke_chunk(job: tuple[RateLimitedClient, list[str]]) -> int:
-            client, chunk = job
-            return sum(client.request("DELETE", f"/v1/admin/keys/{key_id}").status_code == 200 for key_id in chunk)
+    def revoke_chunk(client: RateLimitedClient, chunk: list[str]) -> int:
+        return sum(client.request("DELETE", f"/v1/admin/keys/{key_id}").status_code == 200 for key_id in chunk)
 
-        return sum(_parallel(list(zip((c for _, c in helpers), chunks, strict=True)), revoke_chunk, threads=16))
-    finally:
-        for helper_id, client in helpers:
-            client.close()
-            admin.request("DELETE", f"/v1/admin/keys/{helper_id}")
-        admin.close()
+    return sum(_with_helpers(host, admin_key, chunks, "cleanup", revoke_chunk))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
