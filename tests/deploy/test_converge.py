@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.deploy.testhost import CACHE, HOST_ADDR, PlaybookRun, ThrowawayHost, log, next_version, project_version
+from tests.deploy.testhost import CACHE, HOST_ADDR, PlaybookRun, ThrowawayHost, log
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -269,35 +269,3 @@ def test_nightly_backup_timer_is_scheduled(deployment: Deployment) -> None:
 def _key_names(host: ThrowawayHost) -> list[str]:
     out = host.ssh("memory-service-admin keys list --tenant default --json").stdout.strip().splitlines()[-1]
     return [key["name"] for key in json.loads(out)]
-
-
-def _installed_version(host: ThrowawayHost) -> str:
-    return host.ssh(
-        "/opt/memory-service/venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"memory-service\"))'"
-    ).stdout.strip()
-
-
-def _release_files(host: ThrowawayHost) -> tuple[str, str]:
-    out = host.ssh("cat /opt/memory-service/RELEASE /opt/memory-service/PREVIOUS_RELEASE").stdout.split()
-    return out[0], out[1]
-
-
-def test_upgrade_then_rollback_returns_to_the_previous_release(deployment: Deployment) -> None:
-    """Deploy the next release, then `make rollback`: the previous one runs again and answers."""
-    host = deployment.host
-    current = project_version(host.source)
-    upcoming = next_version(current)
-
-    upgrade = host.make("deploy", f"ANSIBLE_ARGS=-e stack_version={upcoming}", logname="upgrade")
-    assert upgrade.returncode == 0, _tail(upgrade)
-    assert _installed_version(host) == upcoming
-    assert _release_files(host) == (upcoming, current)
-
-    rollback = host.make("rollback", logname="rollback")
-    assert rollback.returncode == 0, _tail(rollback)
-    assert _installed_version(host) == current
-    assert _release_files(host) == (current, upcoming)
-    status, body = _https(host, "/health")
-    assert status == 200, body
-    # Each release has its own venv; the link points at the current one.
-    assert host.ssh("readlink /opt/memory-service/venv").stdout.strip() == f"/opt/memory-service/releases/{current}"
