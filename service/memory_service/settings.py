@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     embedder: Literal["onnx", "ollama"] | None = None  # never None after validation
     embedding_dims: int | None = Field(None, ge=1, le=16000)
     embedder_threads: int = Field(1, ge=1, le=64)
+    # Model runs at a time per worker; unset: the CPUs divided by the workers (providers/batching.py).
+    embedder_concurrency: int | None = Field(None, ge=1, le=64)
+    embedder_max_batch: int = Field(32, ge=1, le=256)
+    embedder_max_wait_ms: float = Field(0.0, ge=0, le=50)
 
     # Supervision of the embedded Postgres: restarted when it dies; the service exits (for its
     # process manager to restart it) when it cannot be restarted within this many seconds.

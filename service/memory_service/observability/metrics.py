@@ -63,6 +63,11 @@ OPERATION_NAMES = (
 EMBEDDING_DURATION = Histogram(
     "memory_embedding_duration_seconds", "Time to embed one text", ["provider"], buckets=LATENCY_BUCKETS
 )
+EMBEDDING_BATCH_SIZE = Histogram(
+    "memory_embedding_batch_size",
+    "Texts per run of the in-process model (concurrent calls share a run)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 VECTOR_DURATION = Histogram(
     "memory_vector_query_duration_seconds",
     "Time of one vector-store call",
