@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     embedder_concurrency: int | None = Field(None, ge=1, le=64)
     embedder_max_batch: int = Field(32, ge=1, le=256)
     embedder_max_wait_ms: float = Field(0.0, ge=0, le=50)
+    embedding_cache_size: int = Field(10_000, ge=0, le=10_000_000)
 
     # Supervision of the embedded Postgres: restarted when it dies; the service exits (for its
     # process manager to restart it) when it cannot be restarted within this many seconds.

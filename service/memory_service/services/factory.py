@@ -16,6 +16,7 @@ from mem0.configs.base import MemoryConfig
 from memory_service.domain.entities.extractor import make_extractor
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.errors import StartupError
+from memory_service.providers.cache import CachedEmbedder
 from memory_service.providers.embedding import TimedEmbedder
 from memory_service.providers.onnx import OnnxMiniLMEmbedder
 from memory_service.settings import Settings
@@ -47,8 +48,16 @@ def embedder_concurrency(settings: Settings) -> int:
     return max(1, cpus // (worker_count() * settings.embedder_threads))
 
 
-def build_embedder(settings: Settings) -> TimedEmbedder:
-    """The configured embedder, checked: pinned files, and the dimension it really produces."""
+def build_embedder(settings: Settings) -> TimedEmbedder | CachedEmbedder:
+    """The configured embedder, checked (pinned files, the dimension it really produces), behind
+    the embedding cache unless EMBEDDING_CACHE_SIZE=0."""
+    embedder = _model(settings)
+    if settings.embedding_cache_size == 0:
+        return embedder
+    return CachedEmbedder(embedder, embedder.provider, settings.embedding_cache_size)
+
+
+def _model(settings: Settings) -> TimedEmbedder:
     if settings.embedder == "ollama":
         from memory_service.providers.ollama import build_ollama_embedder
 
