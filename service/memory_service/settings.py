@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_memory_size: int = Field(1_000_000, ge=1)
     search_limit: int = Field(50, ge=1, le=1000)
     default_user_id: str = "default"
+    # A user with more memories than this is searched through the HNSW index, others exactly
+    # (storage/user_sizes.py); measured crossover in docs/capacity.md.
+    search_exact_max_rows: int = Field(20_000, ge=0)
 
     # Environment and storage.
     app_env: Literal["development", "production"] = "production"

@@ -2,9 +2,11 @@
 
 With an HNSW index and a per-user filter, Postgres walks the index in distance order and filters
 afterwards; with pgvector's default scan (ef_search = 40 candidates) a user owning 10 % of the
-rows gets about 4 results however many were asked for. The service sets an iterative scan per
-transaction, so every search returns min(limit, matching) results, also after many calls on the
-same pooled connections (where a cached generic plan would otherwise take over).
+rows gets about 4 results however many were asked for. A user with up to SEARCH_EXACT_MAX_ROWS
+memories is searched exactly (every row of the user, through the user index); a larger one
+through the HNSW index with the iterative scan. Both paths must return min(limit, matching)
+results, also after many calls on the same pooled connections (where a cached generic plan
+would otherwise take over); the metrics show which path answered.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support.server import ServiceProcess, embedded_conninfo
+from tests.support.server import ADMIN_KEY, ServiceProcess, embedded_conninfo
 
 USERS = 10
 PER_USER = 1_000
@@ -26,12 +28,15 @@ BATCH = 100
 TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
 
 pytestmark = pytest.mark.slow
+# A generous REQUEST_TIMEOUT: the fixture stores 100 messages per request, which on a shared,
+# overloaded CI machine can take longer than the default 10 s (correctness is tested here, not speed).
+ENV = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_BURST": "1000000", "REQUEST_TIMEOUT": "120"}
 
 
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     data: Path = tmp_path_factory.mktemp("scale")
-    service = ServiceProcess(data, {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_BURST": "1000000"}).start()
+    service = ServiceProcess(data, ENV).start()
 
     def load(user: int) -> None:
         with service.client() as client:
@@ -58,21 +63,41 @@ def _search(client: httpx.Client, user: int, query: str, limit: int, **params: s
     return response.json()["data"]["memories"]
 
 
+def _searches_by_path(service: ServiceProcess) -> dict[str, float]:
+    """How many vector queries each access path answered (memory_vector_query_duration_seconds)."""
+    with service.client(ADMIN_KEY) as admin:
+        text = admin.get("/v1/metrics").text
+    counts = {"search_exact": 0.0, "search_index": 0.0}
+    for line in text.splitlines():
+        for path in counts:
+            if line.startswith(f'memory_vector_query_duration_seconds_count{{operation="{path}"}}'):
+                counts[path] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def _complete_and_scoped(client: httpx.Client) -> None:
+    for round_ in range(3):  # many calls per pooled connection, where plan caching would bite
+        for user in range(USERS):
+            query = f"{TOPICS[(user + round_) % 10]} notes"
+            results = _search(client, user, query, 50)
+            assert len(results) == 50, (user, round_)
+            assert {m["user_id"] for m in results} == {f"user-{user}"}
+            filtered = _search(client, user, query, 50, filters=json.dumps({"batch": {"in": [3]}}))
+            assert len(filtered) == 50  # 100 match
+            assert {m["metadata"]["batch"] for m in filtered} == {3}
+            few = _search(client, user, query, 50, filters=json.dumps({"batch": 7}), threshold="0")
+            assert len(few) == 50
+    total = client.get("/v1/memories/user/user-3", params={"limit": 1}).json()["data"]["total"]
+    assert total == PER_USER
+
+
 def test_every_search_returns_min_of_limit_and_matching(populated: ServiceProcess) -> None:
+    before = _searches_by_path(populated)
     with populated.client() as client:
-        for round_ in range(3):  # many calls per pooled connection, where plan caching would bite
-            for user in range(USERS):
-                query = f"{TOPICS[(user + round_) % 10]} notes"
-                results = _search(client, user, query, 50)
-                assert len(results) == 50, (user, round_)
-                assert {m["user_id"] for m in results} == {f"user-{user}"}
-                filtered = _search(client, user, query, 50, filters=json.dumps({"batch": {"in": [3]}}))
-                assert len(filtered) == 50  # 100 match
-                assert {m["metadata"]["batch"] for m in filtered} == {3}
-                few = _search(client, user, query, 50, filters=json.dumps({"batch": 7}), threshold="0")
-                assert len(few) == 50
-        total = client.get("/v1/memories/user/user-3", params={"limit": 1}).json()["data"]["total"]
-        assert total == PER_USER
+        _complete_and_scoped(client)
+    after = _searches_by_path(populated)
+    assert after["search_exact"] - before["search_exact"] == 90  # users of 1,000 memories: exact
+    assert after["search_index"] == before["search_index"]
 
 
 def test_without_the_iterative_scan_the_same_query_comes_back_short(populated: ServiceProcess) -> None:
@@ -99,3 +124,21 @@ def test_without_the_iterative_scan_the_same_query_comes_back_short(populated: S
         full = conn.execute(query, (user_key, str(vector))).fetchone()[0]
     assert short < 50
     assert full == 50
+
+
+def test_users_above_the_exact_limit_go_through_the_index_complete(populated: ServiceProcess) -> None:
+    """With SEARCH_EXACT_MAX_ROWS below the users' 1,000 memories every user is large (once the
+    planner's statistics know them) and the HNSW index with the iterative scan answers, as
+    complete as the exact path. Restarts the module's service, so it runs last."""
+    with psycopg.connect(embedded_conninfo(populated.data_dir), autocommit=True) as conn:
+        conn.execute("ANALYZE memories")
+    populated.stop()
+    service = ServiceProcess(populated.data_dir, {**ENV, "SEARCH_EXACT_MAX_ROWS": "500"}).start()
+    try:
+        with service.client() as client:
+            _complete_and_scoped(client)
+        counts = _searches_by_path(service)
+        assert counts["search_index"] == 90
+        assert counts["search_exact"] == 0
+    finally:
+        service.stop()
