@@ -1,11 +1,13 @@
-"""The service searches as mem0's own Memory.search does.
+"""The service searches and stores as mem0's own Memory.search and Memory.add do.
 
 The engine runs mem0's steps itself (domain/memories/engine.py: `_hybrid_search`, one SQL round
-trip for the vector and keyword queries). The oracle here is mem0 2.2's own code: a Memory with
-mem0's pgvector provider, connected to the running service's database, searching the same
-tenant-qualified user with the same filters. Each user owns fewer memories than mem0's over-fetch
-(60), so both candidate sets are all of the user's matching rows, and the ids, order and scores
-(semantic + BM25 fused) must agree.
+trip for the vector and keyword queries; `_store_messages`, a request's messages embedded in one
+batch and written in one transaction). The oracle here is mem0 2.2's own code: a Memory with
+mem0's pgvector provider, connected to the running service's database. Searches: the same
+tenant-qualified user with the same filters; each user owns fewer memories than mem0's
+over-fetch (60), so both candidate sets are all of the user's matching rows, and the ids, order
+and scores (semantic + BM25 fused) must agree. Adds: mem0 stores the same message with the same
+metadata, and both rows (payload and vector) must be equal but for the id and mem0's clock.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from memory_service.providers.onnx import OnnxMiniLMEmbedder  # sets MEM0_TELEMETRY=False before mem0 loads
 
@@ -122,3 +125,40 @@ def test_the_cases_exercise_the_keyword_scores(stored: Any) -> None:
     details = [r["score_details"] for r in found["results"]]
     assert details
     assert all(d["bm25_score"] > 0 and d["max_possible_score"] == 2.0 for d in details)
+
+
+MEM0_KEYS = {"user_id", "agent_id", "run_id", "role", "actor_id", "data", "hash", "updated_at", "text_lemmatized"}
+
+
+def _row(service: ServiceProcess, memory_id: str) -> tuple[dict[str, Any], list[float]]:
+    with psycopg.connect(embedded_conninfo(service.data_dir)) as conn:
+        row = conn.execute("SELECT payload, vector::text FROM memories WHERE id = %s", (memory_id,)).fetchone()
+    assert row is not None
+    payload, vector = row
+    return payload, json.loads(vector)
+
+
+def test_a_stored_memory_is_what_mem0s_own_add_stores(stored: Any) -> None:
+    client, _, memory, service = stored
+    message = {"role": "user", "content": "Ada prefers green tea in the morning, not coffee", "name": "ada"}
+    body = {"messages": [message], "user_id": "carol", "agent_id": "planner", "run_id": "r-1"}
+    body["metadata"] = {"source": "chat", "mood": "calm", "entities": ["Ada"]}
+    response = client.post("/v1/memories", json=body)
+    assert response.status_code == 201, response.text
+    ours, our_vector = _row(service, response.json()["data"]["memories"][0]["id"])
+    # What the engine hands mem0 as metadata: everything in the payload that mem0 does not add.
+    metadata = {k: v for k, v in ours.items() if k not in MEM0_KEYS}
+    added = memory.add(
+        [message],
+        user_id=ours["user_id"],
+        agent_id=ours["agent_id"],
+        run_id=ours["run_id"],
+        metadata=metadata,
+        infer=False,
+    )
+    theirs, their_vector = _row(service, added["results"][0]["id"])
+    assert theirs == ours
+    assert our_vector == pytest.approx(their_vector, abs=1e-6)
+    assert ours["actor_id"] == "ada"  # mem0's own fields are there, not just equally missing
+    assert ours["hash"]
+    assert ours["text_lemmatized"]

@@ -29,6 +29,7 @@ from memory_service.observability.metrics import VECTOR_DURATION
 from memory_service.storage.adapters import PgVector
 from memory_service.storage.database import Database
 from memory_service.storage.filters import compile_filter
+from memory_service.storage.history import insert_history_records
 from memory_service.storage.outbox import enqueue_memories
 from memory_service.storage.webhooks import enqueue_events
 
@@ -128,6 +129,39 @@ class ServicePGVector(PGVector):
                 enqueue_memories(cur, [(str(i), str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
             enqueue_events(
                 cur, [memory_event(EventType.MEMORY_CREATED, str(i), p) for i, p in zip(ids, payloads, strict=True)]
+            )
+
+    @_timed("insert")
+    def insert_memories(
+        self, ids: list[str], vectors: list[list[float]], payloads: list[dict[str, Any]], owner: str
+    ) -> None:
+        """New memories, their history rows ("ADD", as mem0's add_history writes them), outbox
+        rows and webhook events (memory.created) in one transaction, pipelined: two round trips for a whole request's messages
+        instead of three per statement and two transactions per message (insert, then history)."""
+        rows = [(i, PgVector(v), Jsonb(p)) for i, v, p in zip(ids, vectors, payloads, strict=True)]
+        history = [
+            {
+                "memory_id": i,
+                "old_memory": None,
+                "new_memory": p.get("data"),
+                "event": "ADD",
+                "created_at": p.get("created_at"),
+                "updated_at": p.get("updated_at"),
+                "actor_id": p.get("actor_id"),
+                "role": p.get("role"),
+            }
+            for i, p in zip(ids, payloads, strict=True)
+        ]
+        # In an engine call this is the call's unit of work: committed through the commit handshake.
+        with self.db.connection(write=True) as conn, conn.pipeline(), conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (id, vector, payload) VALUES (%s, %s, %s)").format(self._col()), rows
+            )
+            if self.outbox:
+                enqueue_memories(cur, [(i, str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
+            insert_history_records(cur, owner, history)
+            enqueue_events(
+                cur, [memory_event(EventType.MEMORY_CREATED, i, p) for i, p in zip(ids, payloads, strict=True)]
             )
 
     @_timed("update")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -38,7 +39,7 @@ import psycopg
 from mem0 import Memory
 from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStoreError
 from mem0.exceptions import MemoryError as Mem0Error
-from mem0.memory.main import _payload_is_expired, _validate_and_trim_search_query
+from mem0.memory.main import _build_filters_and_metadata, _payload_is_expired, _validate_and_trim_search_query
 from mem0.utils.entity_extraction import extract_entities
 from mem0.utils.lemmatization import lemmatize_for_bm25
 from mem0.utils.scoring import get_bm25_params, normalize_bm25, score_and_rank
@@ -377,35 +378,40 @@ class MemoryEngine:
         self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
     ) -> list[MemoryRecord]:
         """Each user message becomes one memory, as given. The creation time is set here (mem0
-        keeps a given `created_at`), so the stored payload is known without reading it back."""
-        records: list[MemoryRecord] = []
+        keeps a given `created_at`), so the stored payload is known without reading it back.
+
+        This is mem0's add(infer=False) (Memory.add, 2.2) for all messages of the request at
+        once: the payload built by mem0's own helpers and steps (scope ids, role, actor, hash,
+        timestamps, BM25 text), the texts embedded in one batch, and the rows, their history and
+        outbox rows written in one pipelined transaction (mem0 embeds, inserts and writes history
+        per message: two transactions each). tests/api/test_mem0_equivalence.py checks the
+        stored payload against mem0's own add.
+        """
+        entries: list[tuple[Message, dict[str, Any]]] = []
         for message in messages:
             if message.role != "user":
                 continue
             created_at = datetime.now(UTC).isoformat()
-            metadata = {**base, **self._entity_fields(message.content, given), "created_at": created_at}
-            entry: dict[str, str] = {"role": "user", "content": message.content}
-            if message.name:
-                entry["name"] = message.name
-            result = self.memory.add(
-                [entry],
-                user_id=scope.user_key,
-                agent_id=scope.agent_id,
-                run_id=scope.run_id,
-                metadata=metadata,
-                infer=False,
+            entries.append((message, {**base, **self._entity_fields(message.content, given), "created_at": created_at}))
+        if not entries:
+            return []
+        payloads = []
+        for message, metadata in entries:
+            payload, _ = _build_filters_and_metadata(
+                user_id=scope.user_key, agent_id=scope.agent_id, run_id=scope.run_id, input_metadata=metadata
             )
-            payload = {
-                **metadata,
-                "data": message.content,
-                "user_id": scope.user_key,
-                "agent_id": scope.agent_id,
-                "run_id": scope.run_id,
-                "updated_at": created_at,
-            }
-
-            records.extend(MemoryRecord.from_payload(str(r["id"]), payload) for r in result.get("results", []))
-        return records
+            payload["role"] = message.role
+            if message.name:
+                payload["actor_id"] = message.name
+            payload["data"] = message.content
+            payload["hash"] = hashlib.md5(message.content.encode(), usedforsecurity=False).hexdigest()
+            payload["updated_at"] = payload["created_at"]
+            payload["text_lemmatized"] = lemmatize_for_bm25(message.content)
+            payloads.append(payload)
+        vectors = self.memory.embedding_model.embed_batch([m.content for m, _ in entries], "add")
+        ids = [str(uuid.uuid4()) for _ in entries]
+        self.store.insert_memories(ids, vectors, payloads, scope.user_key)
+        return [MemoryRecord.from_payload(i, p) for i, p in zip(ids, payloads, strict=True)]
 
     async def _add_inferred(
         self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str], slot: Slot | None
