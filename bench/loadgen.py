@@ -82,7 +82,9 @@ class Target:
 
     host: str
     port: int
-    kind: str  # "search", "add" (the service), "mem0-search", "mem0-add" (the baseline)
+    # "search", "search-repeat" (20 query texts over and over: the cache's hit path), "add" (the
+    # service), "mem0-search", "mem0-add" (the baseline)
+    kind: str
     auth: str | None = None
     users: int = 10
     limit: int = 5
@@ -93,8 +95,9 @@ class Target:
         headers = f"Host: {self.host}:{self.port}\r\n"
         if self.auth:
             headers += f"Authorization: {self.auth}\r\n"
-        if self.kind == "search":
-            query = urllib.parse.urlencode({"query": query_text(i, self.salt), "user_id": user, "limit": self.limit})
+        if self.kind in ("search", "search-repeat"):
+            text = query_text(i, self.salt) if self.kind == "search" else query_text(i % 20, "repeat")
+            query = urllib.parse.urlencode({"query": text, "user_id": user, "limit": self.limit})
             return f"GET /v1/memories/search?{query} HTTP/1.1\r\n{headers}\r\n".encode()
         if self.kind == "mem0-search":
             body = orjson.dumps({"query": query_text(i, self.salt), "user_id": user})
@@ -114,7 +117,7 @@ class Target:
 
     def results(self, status: int, body: bytes) -> int | None:
         """How many memories a search returned (None for adds)."""
-        if self.kind == "search":
+        if self.kind in ("search", "search-repeat"):
             return len(orjson.loads(body)["data"]["memories"])
         if self.kind == "mem0-search":
             return len(orjson.loads(body)["results"])

@@ -26,7 +26,6 @@ from mem0.configs.base import MemoryConfig
 from memory_service.providers.onnx import OnnxMiniLMEmbedder
 from pydantic import BaseModel
 
-
 TOP_K = int(os.environ.get("BASELINE_TOP_K", "5"))
 
 

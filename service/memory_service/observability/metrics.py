@@ -68,6 +68,9 @@ EMBEDDING_BATCH_SIZE = Histogram(
     "Texts per run of the in-process model (concurrent calls share a run)",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+EMBEDDING_CPU = Counter(
+    "memory_embedding_cpu_seconds", "CPU time of the in-process model's runs (the running thread's)"
+)
 EMBEDDING_CACHE = Counter("memory_embedding_cache_total", "Embedding cache lookups by result", ["result"])
 VECTOR_DURATION = Histogram(
     "memory_vector_query_duration_seconds",

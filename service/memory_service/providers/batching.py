@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from memory_service.observability.metrics import EMBEDDING_BATCH_SIZE
+from memory_service.observability.metrics import EMBEDDING_BATCH_SIZE, EMBEDDING_CPU
 
 Vectors = npt.NDArray[np.float32]
 
@@ -81,6 +81,7 @@ class MicroBatcher:
         self._cond.release()
         try:
             EMBEDDING_BATCH_SIZE.observe(len(batch))
+            cpu = time.thread_time()
             try:
                 vectors = self.encode([s.text for s in batch])
                 for slot, vector in zip(batch, vectors, strict=True):
@@ -88,6 +89,7 @@ class MicroBatcher:
             except BaseException as exc:  # every caller of the batch gets the failure, none hangs
                 for slot in batch:
                     slot.error = exc
+            EMBEDDING_CPU.inc(time.thread_time() - cpu)  # this thread's CPU: the run's, with one intra-op thread
         finally:
             self._cond.acquire()
             self._running -= 1
