@@ -25,7 +25,7 @@ from pathlib import Path
 # (py-spy counts a thread as active when it is runnable, and on a busy machine a thread that just
 # woke up waits for a core in these frames).
 WAITING = re.compile(
-    r"^(Condition\.wait|Condition\._acquire_restore|Event\.wait|_worker|Runner\.run|Connection\.wait|"
+    r"^(Condition\.wait|Condition\._acquire_restore|Event\.wait|_worker|"
     r"EpollSelector\.select|select|sleep|Queue\.get|wait_conn|_wait_for_tstate_lock) \("
 )
 WAITING_CATEGORY = "waiting (not CPU)"
@@ -53,7 +53,7 @@ RULES: list[tuple[str, re.Pattern[str]]] = [
     ("route handler", re.compile(r"memory_service/api/routes/")),
     ("middleware", re.compile(r"api/middleware\.py|/starlette/middleware/")),
     ("HTTP (uvicorn, starlette, fastapi)", re.compile(r"/uvicorn/|/httptools/|/h11/|/starlette/|/fastapi/")),
-    ("event loop, threads", re.compile(r"/asyncio/|uvloop|/concurrent/futures/|/threading\.py")),
+    ("event loop, threads", re.compile(r"/asyncio/|uvloop|/concurrent/futures/|/threading\.py|/queue\.py")),
 ]
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
