@@ -136,8 +136,10 @@ class ServicePGVector(PGVector):
         self, ids: list[str], vectors: list[list[float]], payloads: list[dict[str, Any]], owner: str
     ) -> None:
         """New memories, their history rows ("ADD", as mem0's add_history writes them), outbox
-        rows and webhook events (memory.created) in one transaction, pipelined: two round trips for a whole request's messages
-        instead of three per statement and two transactions per message (insert, then history)."""
+        rows and webhook events (memory.created) in one transaction, pipelined: two round trips
+        for a whole request's messages instead of three per statement and two transactions per
+        message (insert, then history). In an engine call it is the call's unit of work, so the
+        commit handshake decides whether it commits."""
         rows = [(i, PgVector(v), Jsonb(p)) for i, v, p in zip(ids, vectors, payloads, strict=True)]
         history = [
             {
@@ -152,7 +154,6 @@ class ServicePGVector(PGVector):
             }
             for i, p in zip(ids, payloads, strict=True)
         ]
-        # In an engine call this is the call's unit of work: committed through the commit handshake.
         with self.db.connection(write=True) as conn, conn.pipeline(), conn.cursor() as cur:
             cur.executemany(
                 sql.SQL("INSERT INTO {} (id, vector, payload) VALUES (%s, %s, %s)").format(self._col()), rows
