@@ -74,13 +74,17 @@ def _tenant() -> str | None:
 class CachedEmbedder(EmbeddingBase):
     """`inner` behind an EmbeddingCache; `model` names the vector space (provider and model)."""
 
-    def __init__(self, inner: TimedEmbedder, model: str, max_entries: int) -> None:
+    def __init__(
+        self, inner: TimedEmbedder, model: str, max_entries: int, *, cache: EmbeddingCache | None = None
+    ) -> None:
+        """`cache`: an existing cache to share (its entries are keyed by model, so embedders of
+        different models can share one without ever serving each other's vectors)."""
         super().__init__(inner.config)
         self.inner = inner
         self.model = model
         self.provider = inner.provider
         self.dims = inner.dims
-        self.cache = EmbeddingCache(max_entries)
+        self.cache = cache if cache is not None else EmbeddingCache(max_entries)
 
     def embed(self, text: str, memory_action: Action = None) -> list[float]:
         tenant = _tenant()

@@ -89,3 +89,40 @@ def test_calls_without_a_tenant_are_not_cached(model: OnnxMiniLMEmbedder) -> Non
     embedder.embed("warm up")
     embedder.embed("warm up")
     assert len(embedder.cache) == 0
+
+
+def test_models_never_serve_each_others_vectors(model: OnnxMiniLMEmbedder) -> None:
+    """Two models (the ONNX one and an embedder over Ollama's HTTP API) share one cache: the
+    same tenant's same text is a miss for the other model, and each gets its own space's vector."""
+    from memory_service.providers.cache import EmbeddingCache
+    from memory_service.providers.ollama import build_ollama_embedder
+    from memory_service.settings import Settings
+
+    from tests.support.ollama_server import TEST_EMBED_DIMS, TEST_EMBED_MODEL, TEST_LLM_MODEL, FakeOllama
+
+    ollama = FakeOllama(models=(TEST_LLM_MODEL, TEST_EMBED_MODEL)).start()
+    try:
+        settings = Settings(
+            _env_file=None,
+            embedder="ollama",
+            ollama_base_url=ollama.url,
+            ollama_embed_model=TEST_EMBED_MODEL,
+            embedding_dims=TEST_EMBED_DIMS,
+        )
+        remote = build_ollama_embedder(settings)
+        shared = EmbeddingCache(100)
+        local = CachedEmbedder(TimedEmbedder(model, model.provider, model.dims), model.provider, 100, cache=shared)
+        other = CachedEmbedder(remote, remote.provider, 100, cache=shared)
+        text = "the quarterly report is due on friday"
+        with call_context(CallContext(user_key="acme/alice")):
+            ours = local.embed(text, "search")
+            before = len(ollama.recorded("/api/embed"))
+            theirs = other.embed(text, "search")
+            assert len(ollama.recorded("/api/embed")) == before + 1  # a miss: Ollama was asked
+            assert other.embed(text, "search") == theirs  # and now its own hit
+            assert local.embed(text, "search") == ours
+        assert len(shared) == 2
+        assert len(ours) == model.dims
+        assert len(theirs) == TEST_EMBED_DIMS != model.dims
+    finally:
+        ollama.stop()
