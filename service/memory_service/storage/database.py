@@ -110,8 +110,8 @@ class UnitOfWork:
         if self.db.per_transaction_settings:
             row = conn.execute(
                 "SELECT pg_current_xact_id()::text, set_config('statement_timeout', %s, true),"
-                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (self.db.statement_timeout,),
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+                (self.db.statement_timeout, self.db.ef_search),
             ).fetchone()
         else:
             row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
@@ -197,6 +197,7 @@ class Database:
         self.settings = settings
         self.timeout = settings.db_timeout
         self.statement_timeout = f"{int(settings.db_timeout * 1000)}ms"
+        self.ef_search = str(settings.hnsw_ef_search)
         self._returned_at: dict[int, float] = {}
         self._suspect_until = 0.0
         self.per_transaction_settings = True
@@ -263,6 +264,7 @@ class Database:
         else:
             kwargs["options"] = (
                 f"-c statement_timeout={self.statement_timeout} -c hnsw.iterative_scan=relaxed_order"
+                f" -c hnsw.ef_search={self.ef_search}"
                 " -c plan_cache_mode=force_custom_plan"
             )
         return ConnectionPool(
@@ -371,8 +373,8 @@ class Database:
     def _set_transaction_settings(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             "SELECT set_config('statement_timeout', %s, true),"
-            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (self.statement_timeout,),
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+            (self.statement_timeout, self.ef_search),
         )
 
     @contextmanager
