@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import AUTH, Server, log, median_of, profile, seed_service, window  # noqa: E402
+from bench.throughput import AUTH, Server, log, median_of, profile, seed_service, window  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo  # noqa: E402
 
