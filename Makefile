@@ -85,6 +85,10 @@ bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k 
 bench-platform: install ## Only the mem0 Platform dialect's search and add beside the contract's at 1k memories (JSON on stdout)
 	@$(BIN)/python bench/run.py --platform-only
 
+.PHONY: bench-throughput
+bench-throughput: install ## Issue 20 (JSON on stdout): searches/s, p50/p95/p99 at 1/8/32 clients (1 and 2 workers, mem0 pattern), adds/s, hit path, CPU per search
+	@$(BIN)/python bench/throughput.py
+
 .PHONY: bench-extractor
 bench-extractor: install ## Entity extraction time against input length, capped and uncapped (JSON on stdout)
 	@$(BIN)/python bench/extractor.py

@@ -26,6 +26,8 @@ from mem0.configs.base import MemoryConfig
 from memory_service.providers.onnx import OnnxMiniLMEmbedder
 from pydantic import BaseModel
 
+TOP_K = int(os.environ.get("BASELINE_TOP_K", "5"))
+
 
 class MessageIn(BaseModel):
     role: str
@@ -58,7 +60,8 @@ def build_app(uri: str, history_path: str, collection: str) -> FastAPI:
         history_db_path=history_path,
     )
     memory = Memory(config)
-    memory.embedding_model = OnnxMiniLMEmbedder()
+    # One text per model run, as mem0's server embeds (the service's micro-batching left out).
+    memory.embedding_model = OnnxMiniLMEmbedder(runners=64, max_batch=1)
     app = FastAPI()
 
     @app.post("/memories")
@@ -68,7 +71,7 @@ def build_app(uri: str, history_path: str, collection: str) -> FastAPI:
 
     @app.post("/search")
     def search(body: SearchIn) -> Any:
-        return memory.search(query=body.query, filters={"user_id": body.user_id}, top_k=10, threshold=0.0)
+        return memory.search(query=body.query, filters={"user_id": body.user_id}, top_k=TOP_K, threshold=0.0)
 
     @app.get("/memories/{memory_id}")
     def get(memory_id: str) -> Any:

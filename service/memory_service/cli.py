@@ -70,6 +70,7 @@ def serve(
     host = host or settings.api_host
     port = port or settings.api_port
     workers = workers or int(os.environ.get("GUNICORN_WORKERS", "1"))
+    os.environ["MEMORY_SERVICE_WORKERS"] = str(workers)  # each worker sizes its embedder's share of the CPUs
     if workers > 1 and settings.rate_limit_process_local:
         raise _fail(
             f"--workers {workers} with RATE_LIMIT_STORAGE_URI={settings.rate_limit_storage_uri} would give every "

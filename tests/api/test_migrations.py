@@ -96,6 +96,9 @@ def test_a_release_1_0_0_database_is_upgraded_at_start_and_loses_nothing(tmp_pat
                 "service": conn.execute("SELECT version_num FROM alembic_version").fetchone()[0],
                 "collection": conn.execute("SELECT version_num FROM memories_alembic_version").fetchone()[0],
             }
+            storage = conn.execute(
+                "SELECT attstorage FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'vector'"
+            ).fetchone()[0]
     finally:
         service.stop()
 
@@ -107,6 +110,7 @@ def test_a_release_1_0_0_database_is_upgraded_at_start_and_loses_nothing(tmp_pat
     assert current.returncode == 0, current.stderr
     assert f"service: {versions['service']} (up to date)" in current.stdout
     assert f"collection: {versions['collection']} (up to date)" in current.stdout
+    assert storage == "m"  # c0002: the vector stays in the row (pgvector's own default is EXTERNAL)
 
 
 def test_a_schema_newer_than_this_release_is_left_as_it_is(tmp_path: Path) -> None:

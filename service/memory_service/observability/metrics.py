@@ -63,6 +63,15 @@ OPERATION_NAMES = (
 EMBEDDING_DURATION = Histogram(
     "memory_embedding_duration_seconds", "Time to embed one text", ["provider"], buckets=LATENCY_BUCKETS
 )
+EMBEDDING_BATCH_SIZE = Histogram(
+    "memory_embedding_batch_size",
+    "Texts per run of the in-process model (concurrent calls share a run)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+EMBEDDING_CPU = Counter(
+    "memory_embedding_cpu_seconds", "CPU time of the in-process model's runs (the running thread's)"
+)
+EMBEDDING_CACHE = Counter("memory_embedding_cache_total", "Embedding cache lookups by result", ["result"])
 VECTOR_DURATION = Histogram(
     "memory_vector_query_duration_seconds",
     "Time of one vector-store call",
@@ -185,6 +194,8 @@ def initialise_label_sets() -> None:
     for decision in ("allowed", "refused", "fail_open", "fail_closed"):
         for scope in ("key", "address"):
             RATELIMIT_DECISIONS.labels(decision, scope)
+    for result in ("hit", "miss"):
+        EMBEDDING_CACHE.labels(result)
     for reason in ("missing", "invalid", "forbidden"):
         AUTH_FAILURES.labels(reason)
     for outcome in WEBHOOK_OUTCOMES:

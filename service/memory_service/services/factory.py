@@ -8,6 +8,7 @@ mem0's Ollama provider when OLLAMA_BASE_URL is set; without it no LLM is ever ca
 from __future__ import annotations
 
 import logging
+import os
 
 from mem0 import Memory
 from mem0.configs.base import MemoryConfig
@@ -15,6 +16,7 @@ from mem0.configs.base import MemoryConfig
 from memory_service.domain.entities.extractor import make_extractor
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.errors import StartupError
+from memory_service.providers.cache import CachedEmbedder
 from memory_service.providers.embedding import TimedEmbedder
 from memory_service.providers.onnx import OnnxMiniLMEmbedder
 from memory_service.settings import Settings
@@ -27,13 +29,45 @@ from memory_service.storage.vector_store import BORROWED_POOL, ServicePGVector
 log = logging.getLogger(__name__)
 
 
-def build_embedder(settings: Settings) -> TimedEmbedder:
-    """The configured embedder, checked: pinned files, and the dimension it really produces."""
+def worker_count() -> int:
+    """Worker processes of this server (`serve` sets MEMORY_SERVICE_WORKERS; plain gunicorn has
+    GUNICORN_WORKERS)."""
+    for name in ("MEMORY_SERVICE_WORKERS", "GUNICORN_WORKERS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def embedder_concurrency(settings: Settings) -> int:
+    """Model runs at a time in this worker: EMBEDDER_CONCURRENCY, or this worker's share of the
+    CPUs (each run uses EMBEDDER_THREADS of them), so the workers together fill the machine."""
+    if settings.embedder_concurrency is not None:
+        return settings.embedder_concurrency
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // (worker_count() * settings.embedder_threads))
+
+
+def build_embedder(settings: Settings) -> TimedEmbedder | CachedEmbedder:
+    """The configured embedder, checked (pinned files, the dimension it really produces), behind
+    the embedding cache unless EMBEDDING_CACHE_SIZE=0."""
+    embedder = _model(settings)
+    if settings.embedding_cache_size == 0:
+        return embedder
+    return CachedEmbedder(embedder, embedder.provider, settings.embedding_cache_size)
+
+
+def _model(settings: Settings) -> TimedEmbedder:
     if settings.embedder == "ollama":
         from memory_service.providers.ollama import build_ollama_embedder
 
         return build_ollama_embedder(settings)
-    inner = OnnxMiniLMEmbedder(threads=settings.embedder_threads)
+    inner = OnnxMiniLMEmbedder(
+        threads=settings.embedder_threads,
+        runners=embedder_concurrency(settings),
+        max_batch=settings.embedder_max_batch,
+        max_wait=settings.embedder_max_wait_ms / 1000,
+    )
     if settings.embedding_dims is not None and settings.embedding_dims != inner.dims:
         raise StartupError(
             f"EMBEDDING_DIMS={settings.embedding_dims}, but the embedded model all-MiniLM-L6-v2 produces "

@@ -110,8 +110,8 @@ class UnitOfWork:
         if self.db.per_transaction_settings:
             row = conn.execute(
                 "SELECT pg_current_xact_id()::text, set_config('statement_timeout', %s, true),"
-                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (self.db.statement_timeout,),
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+                (self.db.statement_timeout, self.db.ef_search),
             ).fetchone()
         else:
             row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
@@ -197,6 +197,7 @@ class Database:
         self.settings = settings
         self.timeout = settings.db_timeout
         self.statement_timeout = f"{int(settings.db_timeout * 1000)}ms"
+        self.ef_search = str(settings.hnsw_ef_search)
         self._returned_at: dict[int, float] = {}
         self._suspect_until = 0.0
         self.per_transaction_settings = True
@@ -263,6 +264,7 @@ class Database:
         else:
             kwargs["options"] = (
                 f"-c statement_timeout={self.statement_timeout} -c hnsw.iterative_scan=relaxed_order"
+                f" -c hnsw.ef_search={self.ef_search}"
                 " -c plan_cache_mode=force_custom_plan"
             )
         return ConnectionPool(
@@ -319,13 +321,17 @@ class Database:
         return unit
 
     @contextmanager
-    def connection(self, *, write: bool = False) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, *, write: bool = False, read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; database failures become 503 SERVICE_UNAVAILABLE (postgres).
 
         The statement timeout bounds every query; the iterative HNSW scan keeps filtered
         searches from returning fewer rows than asked (pgvector >= 0.8). In an engine call, a
         write (and any read after the call's first write) uses the call's unit of work instead:
         one transaction, committed by the engine through the commit handshake.
+
+        `read_only`: the caller runs one read statement, so on a direct connection (settings
+        given at connect) it runs in autocommit: one round trip instead of BEGIN, the query and
+        COMMIT. Behind a transaction pooler the settings need the transaction, so it stays one.
         """
         call = current_call()
         unit: UnitOfWork | None = call.unit if call is not None else None
@@ -339,6 +345,16 @@ class Database:
                 with self.pool.connection(timeout=self.timeout) as conn:
                     token = call.attach(_interrupter(conn)) if call is not None else None
                     try:
+                        if read_only and not self.per_transaction_settings:
+                            if call is not None:
+                                call.raise_if_cancelled()
+                            conn.autocommit = True
+                            try:
+                                yield conn
+                            finally:
+                                if not conn.closed:  # a broken one is discarded by the pool
+                                    conn.autocommit = False
+                            return
                         if self.per_transaction_settings:
                             self._set_transaction_settings(conn)
                         yield conn
@@ -357,12 +373,12 @@ class Database:
     def _set_transaction_settings(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             "SELECT set_config('statement_timeout', %s, true),"
-            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (self.statement_timeout,),
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+            (self.statement_timeout, self.ef_search),
         )
 
     @contextmanager
-    def read_connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def read_connection(self, *, read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """A connection for a read (searches, gets, lists): the replica when DATABASE_READ_URL is set
         and it has caught up, else the primary.
 
@@ -370,7 +386,8 @@ class Database:
         acknowledged before this read began is at or before it. The replica serves the read only
         if it has replayed that far, checked in the transaction the read then runs in; a lagging,
         paused or unreachable replica sends the read to the primary. The cost is one small query
-        on the primary per read; the search itself runs on the replica.
+        on the primary per read; the search itself runs on the replica. `read_only`: one read
+        statement, run in autocommit when it goes to the primary (see connection()).
         """
         # Imported here: `serve --workers` imports this module in the gunicorn master before it sets
         # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads at import.
@@ -385,7 +402,7 @@ class Database:
         if replica is None:
             if self._read_pool is not None:
                 DB_READS.labels("primary").inc()
-            with self.connection() as conn:
+            with self.connection(read_only=read_only) as conn:
                 yield conn
             return
         DB_READS.labels("replica").inc()

@@ -37,6 +37,27 @@ def insert_history(cursor: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> 
         cursor.executemany(_INSERT, rows)
 
 
+def insert_history_records(cursor: psycopg.Cursor[Any], user_key: str | None, records: list[dict[str, Any]]) -> None:
+    """History rows in the caller's transaction (mem0's add_history fields, plus the owner)."""
+    rows = [
+        (
+            uuid.uuid4(),
+            str(r.get("memory_id")),
+            user_key,
+            r.get("old_memory"),
+            r.get("new_memory"),
+            r.get("event"),
+            r.get("created_at"),
+            r.get("updated_at"),
+            bool(r.get("is_deleted", 0)),
+            r.get("actor_id"),
+            r.get("role"),
+        )
+        for r in records
+    ]
+    insert_history(cursor, rows)
+
+
 class PostgresHistory:
     """Drop-in for mem0.memory.storage.SQLiteManager, backed by the service's database."""
 
@@ -74,24 +95,8 @@ class PostgresHistory:
 
     def batch_add_history(self, records: list[dict[str, Any]]) -> None:
         user_key = _owner()
-        rows = [
-            (
-                uuid.uuid4(),
-                str(r.get("memory_id")),
-                user_key,
-                r.get("old_memory"),
-                r.get("new_memory"),
-                r.get("event"),
-                r.get("created_at"),
-                r.get("updated_at"),
-                bool(r.get("is_deleted", 0)),
-                r.get("actor_id"),
-                r.get("role"),
-            )
-            for r in records
-        ]
         with self.db.connection(write=True) as conn, conn.cursor() as cur:
-            cur.executemany(_INSERT, rows)
+            insert_history_records(cur, user_key, records)
 
     def get_history(self, memory_id: str) -> list[dict[str, Any]]:
         with self.db.connection() as conn:

@@ -29,6 +29,7 @@ from memory_service.observability.metrics import VECTOR_DURATION
 from memory_service.storage.adapters import PgVector
 from memory_service.storage.database import Database
 from memory_service.storage.filters import compile_filter
+from memory_service.storage.history import insert_history_records
 from memory_service.storage.outbox import enqueue_memories
 from memory_service.storage.webhooks import enqueue_events
 
@@ -130,6 +131,40 @@ class ServicePGVector(PGVector):
                 cur, [memory_event(EventType.MEMORY_CREATED, str(i), p) for i, p in zip(ids, payloads, strict=True)]
             )
 
+    @_timed("insert")
+    def insert_memories(
+        self, ids: list[str], vectors: list[list[float]], payloads: list[dict[str, Any]], owner: str
+    ) -> None:
+        """New memories, their history rows ("ADD", as mem0's add_history writes them), outbox
+        rows and webhook events (memory.created) in one transaction, pipelined: two round trips
+        for a whole request's messages instead of three per statement and two transactions per
+        message (insert, then history). In an engine call it is the call's unit of work, so the
+        commit handshake decides whether it commits."""
+        rows = [(i, PgVector(v), Jsonb(p)) for i, v, p in zip(ids, vectors, payloads, strict=True)]
+        history = [
+            {
+                "memory_id": i,
+                "old_memory": None,
+                "new_memory": p.get("data"),
+                "event": "ADD",
+                "created_at": p.get("created_at"),
+                "updated_at": p.get("updated_at"),
+                "actor_id": p.get("actor_id"),
+                "role": p.get("role"),
+            }
+            for i, p in zip(ids, payloads, strict=True)
+        ]
+        with self.db.connection(write=True) as conn, conn.pipeline(), conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (id, vector, payload) VALUES (%s, %s, %s)").format(self._col()), rows
+            )
+            if self.outbox:
+                enqueue_memories(cur, [(i, str(p.get("user_id"))) for i, p in zip(ids, payloads, strict=True)])
+            insert_history_records(cur, owner, history)
+            enqueue_events(
+                cur, [memory_event(EventType.MEMORY_CREATED, i, p) for i, p in zip(ids, payloads, strict=True)]
+            )
+
     @_timed("update")
     def update(self, vector_id: str, vector: list[float] | None = None, payload: dict[str, Any] | None = None) -> None:
         with self._get_cursor(commit=True) as cur:
@@ -194,19 +229,63 @@ class ServicePGVector(PGVector):
         )
         return [OutputData.model_construct(id=str(r[0]), score=float(r[1]), payload={}) for r in rows]
 
+    def hybrid_search(
+        self, vector: list[float], keyword_query: str, filters: dict[str, Any], top_k: int, *, exact: bool
+    ) -> tuple[list[tuple[str, float, dict[str, Any]]], list[tuple[str, float]]]:
+        """mem0's two search queries (search() and keyword_search() above) as one statement, one
+        round trip, in autocommit: the `top_k` nearest of the filtered rows with their payloads
+        and similarity (1 - cosine distance, at least 0), and the `top_k` best full-text matches
+        with their rank.
+
+        `exact`: the nearest come from computing the distance to every matching row (through the
+        user index: cost proportional to the user's memories, whatever the table holds, and
+        exact); otherwise from the HNSW index with the iterative scan (for users with very many
+        memories, where that is cheaper). `cosine_distance()` is the same function as `<=>`, but
+        no index can order by it, which is what keeps the planner on the user's rows.
+        """
+        where, params = self._where(filters)
+        distance = sql.SQL("cosine_distance(vector, %s::vector)" if exact else "vector <=> %s::vector")
+        query = sql.SQL(
+            "WITH semantic AS (SELECT id, {distance} AS distance, payload FROM {t} WHERE {where}"
+            " ORDER BY distance LIMIT %s),"
+            " keyword AS (SELECT id, ts_rank_cd(to_tsvector('simple', payload->>'text_lemmatized'),"
+            " plainto_tsquery('simple', %s)) AS score FROM {t}"
+            " WHERE to_tsvector('simple', payload->>'text_lemmatized') @@ plainto_tsquery('simple', %s) AND {where}"
+            " ORDER BY score DESC LIMIT %s)"
+            " SELECT false, id, distance, payload FROM semantic"
+            " UNION ALL SELECT true, id, score, NULL FROM keyword"
+        ).format(distance=distance, t=self._col(), where=where)
+        args = (PgVector(vector), *params, top_k, keyword_query, keyword_query, *params, top_k)
+        operation = "search_exact" if exact else "search_index"  # which access path, in the metrics
+        with _tracer.start_as_current_span(f"vector.{operation}"):
+            started = time.perf_counter()
+            try:
+                with self.db.read_connection(read_only=True) as conn:  # the replica when caught up
+                    rows = conn.execute(query, args).fetchall()
+            finally:
+                VECTOR_DURATION.labels(operation).observe(time.perf_counter() - started)
+        semantic = [(str(r[1]), max(0.0, 1.0 - float(r[2])), r[3]) for r in rows if not r[0]]
+        keyword = [(str(r[1]), float(r[2])) for r in rows if r[0]]
+        return semantic, keyword
+
+    @staticmethod
+    def _where(filters: dict[str, Any] | None) -> tuple[sql.Composable, builtins.list[Any]]:
+        """The condition of mem0's filters and its parameters: the service's filter tree
+        (WHERE_KEY), when given, is the whole condition; else mem0's own filters."""
+        tree: Filter | None = (filters or {}).get(WHERE_KEY)
+        if tree is not None:
+            where, params = compile_filter(tree)
+            return where, list(params)
+        conditions, plain = filter_conditions(filters)
+        return sql.SQL(" AND ".join(conditions) if conditions else "TRUE"), list(plain)
+
     def _filtered_rows(
         self, query: str, leading: tuple[Any, ...], filters: dict[str, Any] | None, top_k: int | None
     ) -> Any:
         """Run one of mem0's queries: `{}` are the collection and its filter conditions (TRUE
         without filters), `leading` the parameters before the filters' own, `top_k` the last.
         The service's filter tree (WHERE_KEY), when given, is the whole condition."""
-        tree: Filter | None = (filters or {}).get(WHERE_KEY)
-        where: sql.Composable
-        if tree is not None:
-            where, params = compile_filter(tree)
-        else:
-            conditions, params = filter_conditions(filters)
-            where = sql.SQL(" AND ".join(conditions) if conditions else "TRUE")
+        where, params = self._where(filters)
         with self.db.read_connection() as conn, conn.cursor() as cur:  # the replica when caught up
             cur.execute(sql.SQL(query).format(self._col(), where), (*leading, *params, top_k))
             return cur.fetchall()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -38,6 +39,10 @@ import psycopg
 from mem0 import Memory
 from mem0.exceptions import DatabaseError, EmbeddingError, LLMError, VectorStoreError
 from mem0.exceptions import MemoryError as Mem0Error
+from mem0.memory.main import _build_filters_and_metadata, _payload_is_expired, _validate_and_trim_search_query
+from mem0.utils.entity_extraction import extract_entities
+from mem0.utils.lemmatization import lemmatize_for_bm25
+from mem0.utils.scoring import get_bm25_params, normalize_bm25, score_and_rank
 from opentelemetry import trace
 
 from memory_service.core.context import (
@@ -66,7 +71,8 @@ from memory_service.storage.database import Database
 from memory_service.storage.exports import ExportRequest, ExportStore
 from memory_service.storage.feedback import FeedbackStore
 from memory_service.storage.memory_table import EntityRow, MemoryTable
-from memory_service.storage.vector_store import WHERE_KEY
+from memory_service.storage.user_sizes import UserSizes
+from memory_service.storage.vector_store import WHERE_KEY, ServicePGVector
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,6 +146,10 @@ class MemoryEngine:
         # Called on the event loop after every committed write (wakes the graph projector).
         self.after_write: Callable[[], None] = after_write or (lambda: None)
         self.inference = settings.inference_enabled
+        if not isinstance(memory.vector_store, ServicePGVector):
+            raise TypeError("the engine needs the service's vector store (services/factory.py sets it)")
+        self.store: ServicePGVector = memory.vector_store
+        self.user_sizes = UserSizes(db, settings.collection_name, settings.search_exact_max_rows)
         self.embedder_dependency = "ollama" if settings.embedder == "ollama" else "embedder"
         self.threads = settings.engine_threads
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="mem0")
@@ -368,35 +378,40 @@ class MemoryEngine:
         self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str]
     ) -> list[MemoryRecord]:
         """Each user message becomes one memory, as given. The creation time is set here (mem0
-        keeps a given `created_at`), so the stored payload is known without reading it back."""
-        records: list[MemoryRecord] = []
+        keeps a given `created_at`), so the stored payload is known without reading it back.
+
+        This is mem0's add(infer=False) (Memory.add, 2.2) for all messages of the request at
+        once: the payload built by mem0's own helpers and steps (scope ids, role, actor, hash,
+        timestamps, BM25 text), the texts embedded in one batch, and the rows, their history and
+        outbox rows written in one pipelined transaction (mem0 embeds, inserts and writes history
+        per message: two transactions each). tests/api/test_mem0_equivalence.py checks the
+        stored payload against mem0's own add.
+        """
+        entries: list[tuple[Message, dict[str, Any]]] = []
         for message in messages:
             if message.role != "user":
                 continue
             created_at = datetime.now(UTC).isoformat()
-            metadata = {**base, **self._entity_fields(message.content, given), "created_at": created_at}
-            entry: dict[str, str] = {"role": "user", "content": message.content}
-            if message.name:
-                entry["name"] = message.name
-            result = self.memory.add(
-                [entry],
-                user_id=scope.user_key,
-                agent_id=scope.agent_id,
-                run_id=scope.run_id,
-                metadata=metadata,
-                infer=False,
+            entries.append((message, {**base, **self._entity_fields(message.content, given), "created_at": created_at}))
+        if not entries:
+            return []
+        payloads = []
+        for message, metadata in entries:
+            payload, _ = _build_filters_and_metadata(
+                user_id=scope.user_key, agent_id=scope.agent_id, run_id=scope.run_id, input_metadata=metadata
             )
-            payload = {
-                **metadata,
-                "data": message.content,
-                "user_id": scope.user_key,
-                "agent_id": scope.agent_id,
-                "run_id": scope.run_id,
-                "updated_at": created_at,
-            }
-
-            records.extend(MemoryRecord.from_payload(str(r["id"]), payload) for r in result.get("results", []))
-        return records
+            payload["role"] = message.role
+            if message.name:
+                payload["actor_id"] = message.name
+            payload["data"] = message.content
+            payload["hash"] = hashlib.md5(message.content.encode(), usedforsecurity=False).hexdigest()
+            payload["updated_at"] = payload["created_at"]
+            payload["text_lemmatized"] = lemmatize_for_bm25(message.content)
+            payloads.append(payload)
+        vectors = self.memory.embedding_model.embed_batch([m.content for m, _ in entries], "add")
+        ids = [str(uuid.uuid4()) for _ in entries]
+        self.store.insert_memories(ids, vectors, payloads, scope.user_key)
+        return [MemoryRecord.from_payload(i, p) for i, p in zip(ids, payloads, strict=True)]
 
     async def _add_inferred(
         self, scope: Scope, messages: list[Message], base: dict[str, Any], given: list[str], slot: Slot | None
@@ -515,13 +530,13 @@ class MemoryEngine:
             fetch = min(limit * 3, self.settings.search_limit * 3) if graph_boost else limit
 
             def run() -> list[MemoryRecord]:
-                found = self.memory.search(
-                    query,
-                    top_k=fetch,
-                    filters=mem0_filters,
-                    threshold=threshold if threshold is not None else 0.0,
-                )
-                records = [self._record_from_result(r) for r in found.get("results", [])]
+                minimum = threshold if threshold is not None else 0.0
+                # One user's memories may be searched exactly (cost in proportion to the user's
+                # rows); a search across users goes through the index.
+                records = self._hybrid_search(single_user_key(where), query, fetch, mem0_filters, minimum)
+                if records is None:
+                    found = self.memory.search(query, top_k=fetch, filters=mem0_filters, threshold=minimum)
+                    records = [self._record_from_result(r) for r in found.get("results", [])]
                 if graph_boost:
                     records = self._boost(query, records)
                 records = records[:limit]
@@ -532,6 +547,49 @@ class MemoryEngine:
                 return records
 
             return await self._run(run, user_key=primary_user, slot=slot)
+
+    def _hybrid_search(
+        self, user_key: str | None, query: str, top_k: int, filters: dict[str, Any], threshold: float
+    ) -> list[MemoryRecord] | None:
+        """mem0's search (Memory.search, 2.2) with its two queries in one round trip and the
+        rows turned into records directly; None where only mem0's own path can answer.
+
+        The same steps with mem0's own functions: the query trimmed, its BM25 form, the embedding,
+        the over-fetch of max(4 x top_k, 60) nearest and as many keyword matches, the sigmoid
+        normalisation of the keyword ranks, expired memories dropped, additive scoring, the
+        threshold on the semantic score, candidates without text skipped (tests/api/
+        test_mem0_equivalence.py compares both paths on the same memories). Left out is what
+        costs without effect here: mem0 validates and copies each candidate through pydantic,
+        formats results that the engine turns back into payloads, and sends telemetry (off).
+        mem0's entity boost needs spaCy, which the service does not install; should it be
+        present, the query goes through mem0.
+        """
+        query = _validate_and_trim_search_query(query)
+        if extract_entities(query):
+            return None
+        effective = dict(filters)
+        if self.memory._has_advanced_operators(effective):  # mem0's own filter processing, as in search()
+            processed = self.memory._process_metadata_filters(effective)
+            for logical in ("AND", "OR", "NOT"):
+                effective.pop(logical, None)
+            for key in list(effective):
+                if key not in ("user_id", "agent_id", "run_id") and isinstance(effective[key], dict):
+                    effective.pop(key)
+            effective.update(processed)
+        lemmatized = lemmatize_for_bm25(query)
+        vector = self.memory.embedding_model.embed(query, "search")
+        exact = user_key is not None and not self.user_sizes.is_large(user_key)
+        semantic, keyword = self.store.hybrid_search(vector, lemmatized, effective, max(top_k * 4, 60), exact=exact)
+        midpoint, steepness = get_bm25_params(query, lemmatized=lemmatized)
+        bm25 = {i: normalize_bm25(rank, midpoint, steepness) for i, rank in keyword if rank > 0}
+        semantic.sort(key=lambda row: -row[1])  # nearest first, as mem0 receives them
+        candidates = [{"id": i, "score": s, "payload": p} for i, s, p in semantic if not _payload_is_expired(p)]
+        scored = score_and_rank(candidates, bm25, {}, threshold=threshold, top_k=top_k)
+        return [
+            MemoryRecord.from_payload(r["id"], r["payload"], score=r["score"])
+            for r in scored
+            if (r["payload"] or {}).get("data")
+        ]
 
     def _boost(self, query: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Raise memories that mention an entity of the query by GRAPH_BOOST_WEIGHT.
