@@ -37,7 +37,7 @@ def test_openapi_documents_the_envelope_and_errors(spec: dict) -> None:
         for method, operation in operations.items():
             responses = operation["responses"]
             assert "422" not in responses, (method, path)
-            if path.endswith("/health"):
+            if "/health" in path:  # the probes need no key and answer without the error set
                 continue
             # The mem0 Platform dialect (paths ending with "/") has its own error body.
             error_model = "/PlatformError" if path.endswith("/") else "/ErrorEnvelope"
