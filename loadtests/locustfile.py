@@ -34,7 +34,7 @@ import gevent
 from locust import FastHttpUser, constant, events, tag, task
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `loadtests` importable from any cwd
 
@@ -208,6 +208,11 @@ def on_test_stop(environment: Environment, **_: Any) -> None:
 @events.quitting.add_listener
 def on_quitting(environment: Environment, **_: Any) -> None:
     """The SLO verdict (exit code), then the keys are revoked."""
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, WorkerRunner) and runner.state != STATE_STOPPED:
+        # On SIGTERM Locust fires `quitting` before it stops the users: stop them first, or their
+        # last requests meet the keys revoked below and count as 401 failures.
+        runner.stop()
     if not isinstance(environment.runner, WorkerRunner):
         opts = environment.parsed_options
         if _is_capacity_shape(environment):
