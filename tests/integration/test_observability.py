@@ -148,7 +148,7 @@ def test_traces_are_exported_over_otlp_with_the_trace_id_in_the_logs(tmp_path: P
         names: set[str] = set()
         while time.monotonic() < deadline:
             names = {s.name for s in receiver.spans}
-            if {"memory.add", "memory.search", "embedding", "vector.insert"} <= names and any(
+            if {"memory.add", "memory.search", "embedding", "embedding.batch", "vector.insert"} <= names and any(
                 s.attributes.get("db.system") == "redis" for s in receiver.spans
             ):
                 break
@@ -157,13 +157,14 @@ def test_traces_are_exported_over_otlp_with_the_trace_id_in_the_logs(tmp_path: P
         service.stop()
         receiver.stop()
         redis_server.stop()
-    assert {"memory.add", "memory.search", "embedding", "vector.insert", "vector.search"} <= names
+    assert {"memory.add", "memory.search", "embedding", "embedding.batch", "vector.insert", "vector.search"} <= names
     assert any(n.startswith("POST /v1/memories") for n in names)
     assert any(s.attributes.get("db.system") == "postgresql" for s in receiver.spans)
     assert any(s.attributes.get("db.system") == "redis" for s in receiver.spans)
     assert {s.service for s in receiver.spans} == {"memory-service"}
     add_span = next(s for s in receiver.spans if s.name == "memory.add")
     in_trace = {s.name for s in receiver.spans if s.trace_id == add_span.trace_id}
-    assert {"embedding", "vector.insert"} <= in_trace  # the worker thread's spans join the request's trace
+    # The worker thread's spans join the request's trace (an add embeds its messages in one batch).
+    assert {"embedding.batch", "vector.insert"} <= in_trace
     logged = {json.loads(line).get("trace_id") for line in service.logs().splitlines() if line.startswith("{")}
     assert add_span.trace_id in logged
