@@ -257,7 +257,9 @@ class ServicePGVector(PGVector):
         ).format(distance=distance, t=self._col(), where=where)
         args = (PgVector(vector), *params, top_k, keyword_query, keyword_query, *params, top_k)
         operation = "search_exact" if exact else "search_index"  # which access path, in the metrics
-        with _tracer.start_as_current_span(f"vector.{operation}"):
+        # One span name for every search (what trace queries and dashboards look for); the access
+        # path is an attribute.
+        with _tracer.start_as_current_span("vector.search", attributes={"vector.access_path": operation}):
             started = time.perf_counter()
             try:
                 with self.db.read_connection(read_only=True) as conn:  # the replica when caught up
