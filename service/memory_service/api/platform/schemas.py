@@ -11,7 +11,7 @@ written with orjson; the pydantic models below document them in OpenAPI.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from fastapi.responses import JSONResponse
@@ -64,11 +64,36 @@ FILTERS_DESCRIPTION = (
 )
 
 
+def _one_of_given(*names: str) -> list[dict[str, Any]]:
+    return [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]
+
+
 def _given(*names: str) -> JsonDict:
     """The schema of "at least one of these, not null" (the models' validators enforce it)."""
-    return {
-        "anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]  # type: ignore[dict-item]
-    }
+    return cast(JsonDict, {"anyOf": _one_of_given(*names)})
+
+
+# An add names at least one entity id, at the top level or in `filters`, each in one place (the
+# same value in both is tolerated, different values are a 400).
+_ADD_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "anyOf": [
+                *_one_of_given(*ENTITY_IDS),
+                {"required": ["filters"], "properties": {"filters": {"type": "object", "minProperties": 1}}},
+            ]
+        },
+        *(
+            {
+                "not": {
+                    "required": [name, "filters"],
+                    "properties": {name: {"type": "string"}, "filters": {"required": [name]}},
+                }
+            }
+            for name in ENTITY_IDS
+        ),
+    ]
+}
 
 
 def refuse_platform_only(data: Any) -> Any:
@@ -129,25 +154,7 @@ class AddRequest(_Ignored):
         extra="forbid",
         json_schema_extra={
             "examples": [{"messages": [{"role": "user", "content": "I love tea"}], "user_id": "alice"}],
-            # At least one entity id, at the top level or in `filters`; each given in one place
-            # (the same value in both is tolerated, different values are a 400).
-            "allOf": [
-                {
-                    "anyOf": [
-                        *_given(*ENTITY_IDS)["anyOf"],  # type: ignore[misc]
-                        {"required": ["filters"], "properties": {"filters": {"type": "object", "minProperties": 1}}},
-                    ]
-                },
-                *(
-                    {
-                        "not": {
-                            "required": [name, "filters"],
-                            "properties": {name: {"type": "string"}, "filters": {"required": [name]}},
-                        }
-                    }
-                    for name in ENTITY_IDS
-                ),
-            ],
+            **_ADD_RULES,
         },
     )
     messages: str | PlatformMessage | list[PlatformMessage] = Field(
@@ -177,7 +184,7 @@ class AddRequest(_Ignored):
         None,
         description="Entity ids, as mem0's Python client's options carry them",
         json_schema_extra={
-            "properties": {name: {"type": "string", **ID_SCHEMA} for name in ENTITY_IDS},  # type: ignore[dict-item]
+            "properties": cast(JsonDict, {name: {"type": "string", **ID_SCHEMA} for name in ENTITY_IDS}),
             "additionalProperties": False,
         },
     )
