@@ -7,9 +7,10 @@ answer with.
 
 Rules that are not visible in the route signatures are added here, so that a client generated
 from the document does not send requests the service refuses: the search `limit` (and the
-Platform dialect's `top_k`) is at most SEARCH_LIMIT (a setting); no text parameter may hold a NUL character (api/middleware.py refuses
-it on every route); every operation with a body can answer 408 (body too slow) and 413 (body too
-large). Body rules (ids, metadata limits, "content or metadata") are in api/schemas.py.
+Platform dialect's `top_k`) is at most SEARCH_LIMIT (a setting); no text parameter may hold a NUL
+character (api/middleware.py refuses it on every route); every operation with a body can answer 408
+(body too slow) and 413 (body too large). Body rules (ids, metadata limits, "content or metadata")
+are in api/schemas.py and, for the Platform dialect, api/platform/schemas.py.
 """
 
 from __future__ import annotations
