@@ -222,3 +222,12 @@ def test_openapi_states_the_platform_rules_the_service_enforces(service: Service
         platform_error(platform.post("/v3/memories/search/", json={**body, "top_k": top_k + 1}), 400, "INVALID_REQUEST")
         platform_error(platform.put("/v1/memories/x/", json={}), 400, "INVALID_REQUEST")
     assert batch["minItems"] == 1
+
+
+def test_a_path_ending_in_line_breaks_keeps_the_contracts_dialect(service: ServiceProcess, key: str) -> None:
+    """Found by the fuzz suite: Starlette's `request.url` drops CR, LF and tab (urllib's WHATWG
+    rule), so `/v1/memories/%0D%0D` read as `/v1/memories/` and its error came in the Platform's
+    body; the dialect is decided on the path as routed."""
+    with service.client(key) as contract:
+        response = contract.put("/v1/memories/%0D%0D", json={"content": "x"})
+    assert_error(response, 404, "MEMORY_NOT_FOUND")

@@ -56,6 +56,10 @@ MEMORY_FIELDS = (
 
 
 ENTITY_IDS = ("user_id", "agent_id", "run_id", "app_id")
+# A date (YYYY-MM-DD) or an ISO 8601 date-time (naive = UTC), as filters.py reads created_at.
+DATE_SCHEMA: JsonDict = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}, {"type": "null"}]
+}
 TEXT_SCHEMA: JsonDict = {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN}
 FILTERS_DESCRIPTION = (
     "mem0's filter language (docs/mem0-compat.md): entity ids, created_at/updated_at, keywords, memory_ids, "
@@ -283,8 +287,12 @@ class ListRequest(_Listing):
 
     page: int | None = Field(None, ge=1)
     page_size: int | None = Field(None, ge=1, le=200)
-    start_date: str | None = Field(None, description="Created on or after (a date or date-time)")
-    end_date: str | None = Field(None, description="Created on or before (a date or date-time)")
+    start_date: str | None = Field(
+        None, description="Created on or after (a date or date-time)", json_schema_extra=DATE_SCHEMA
+    )
+    end_date: str | None = Field(
+        None, description="Created on or before (a date or date-time)", json_schema_extra=DATE_SCHEMA
+    )
     keywords: str | None = Field(None, description="Only memories whose text contains this (any case)")
 
 
