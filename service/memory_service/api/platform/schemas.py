@@ -491,6 +491,16 @@ class MemoryObject(BaseModel):
     score: float | None = Field(None, description="Search results only")
 
 
+def _none_required(schema: JsonDict) -> None:
+    schema.pop("required", None)
+
+
+class SelectedMemoryObject(MemoryObject):
+    """A memory in a list or search: every field, or only those the request's `fields` names."""
+
+    model_config = ConfigDict(json_schema_extra=_none_required)
+
+
 class AddedMemory(MemoryObject):
     event: Literal["ADD"]
     data: dict[str, str]
@@ -504,14 +514,14 @@ class AddResponse(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    results: list[MemoryObject]
+    results: list[SelectedMemoryObject]
 
 
 class PageResponse(BaseModel):
     count: int
     next: str | None
     previous: str | None
-    results: list[MemoryObject]
+    results: list[SelectedMemoryObject]
 
 
 class HistoryObject(BaseModel):
