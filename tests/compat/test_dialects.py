@@ -231,3 +231,18 @@ def test_a_path_ending_in_line_breaks_keeps_the_contracts_dialect(service: Servi
     with service.client(key) as contract:
         response = contract.put("/v1/memories/%0D%0D", json={"content": "x"})
     assert_error(response, 404, "MEMORY_NOT_FOUND")
+
+
+def test_pages_are_bounded_so_the_offset_stays_a_bigint(service: ServiceProcess, key: str) -> None:
+    """Found by the fuzz suite: `GET /v1/entities/?page=10**16` answered 500 (Postgres: bigint out
+    of range); the page has a documented maximum, which still answers (an empty page)."""
+    document = httpx.get(f"{service.url}/openapi.json").json()
+    parameters = document["paths"]["/v1/entities/"]["get"]["parameters"]
+    last = next(p for p in parameters if p["name"] == "page")["schema"]["maximum"]
+    with platform_http(service, key) as platform:
+        assert platform.get("/v1/entities/", params={"page": last}).json()["results"] == []
+        platform_error(platform.get("/v1/entities/", params={"page": 10**16}), 400, "INVALID_REQUEST")
+        listed = platform.post("/v3/memories/", params={"page": last}, json={"filters": {"user_id": "zeno"}})
+        assert listed.json()["results"] == []
+        too_far = platform.post("/v3/memories/", json={"page": 10**16, "filters": {"user_id": "zeno"}})
+        platform_error(too_far, 400, "INVALID_REQUEST")

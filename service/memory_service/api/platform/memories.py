@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, SettingsDep
 from memory_service.api.dialects import PLATFORM_TAG
 from memory_service.api.platform.schemas import (
+    MAX_PAGE,
     AddRequest,
     AddResponse,
     BatchDeleteRequest,
@@ -106,7 +107,9 @@ async def list_memories(
     body: ListMemoriesRequest,
     principal: CurrentPrincipal,
     engine: EngineDep,
-    page: Annotated[int | None, Query(ge=1, description="From 1 (the query parameter wins over the body's)")] = None,
+    page: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="From 1 (the query parameter wins over the body's)")
+    ] = None,
     page_size: Annotated[int | None, Query(ge=1, le=200, description="1-200, default 100")] = None,
 ) -> PlatformJSON:
     page = page or body.page or 1

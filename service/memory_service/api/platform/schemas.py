@@ -31,6 +31,8 @@ from memory_service.core.ids import validate_user_id
 from memory_service.models.memory import HistoryEntry, MemoryRecord
 
 MAX_BATCH = 1000
+# Pages beyond any real listing; bounded so that the row offset stays a Postgres bigint.
+MAX_PAGE = 1_000_000
 # Parameters of Platform features this server does not offer, and why.
 REFUSED = {
     "custom_categories": "categories are assigned by the mem0 Platform's LLM",
@@ -285,7 +287,7 @@ class SearchRequest(_Listing):
 class ListRequest(_Listing):
     """`POST /v3/memories/` (get_all)."""
 
-    page: int | None = Field(None, ge=1)
+    page: int | None = Field(None, ge=1, le=MAX_PAGE)
     page_size: int | None = Field(None, ge=1, le=200)
     start_date: str | None = Field(
         None, description="Created on or after (a date or date-time)", json_schema_extra=DATE_SCHEMA
