@@ -24,6 +24,7 @@ from memory_service.api.platform.schemas import (
     BatchUpdateRequest,
     EventObject,
     HistoryObject,
+    IgnoredQuery,
     MemoryObject,
     MessageResponse,
     PageResponse,
@@ -195,8 +196,8 @@ async def delete_all(
     run_id: EntityQuery = None,
     filters: Annotated[str | None, Query(description="mem0 filters, as JSON")] = None,
     metadata: Annotated[str | None, Query(description="Metadata values, as a JSON object")] = None,
-    org_id: str | None = None,
-    project_id: str | None = None,
+    org_id: IgnoredQuery = None,
+    project_id: IgnoredQuery = None,
 ) -> PlatformJSON:
     ids = {"user_id": user_id, "agent_id": agent_id, "app_id": app_id, "run_id": run_id}
     parts: list[dict[str, Any] | None] = [{k: v for k, v in ids.items() if v}]

@@ -11,9 +11,10 @@ written with orjson; the pydantic models below document them in OpenAPI.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import orjson
+from fastapi import Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -33,6 +34,9 @@ from memory_service.models.memory import HistoryEntry, MemoryRecord
 MAX_BATCH = 1000
 # Pages beyond any real listing; bounded so that the row offset stays a Postgres bigint.
 MAX_PAGE = 1_000_000
+# The Platform's org_id/project_id in a query: accepted and ignored (the key decides the tenant), and
+# left out of the document like any other unknown query parameter, which changes nothing either.
+IgnoredQuery = Annotated[str | None, Query(include_in_schema=False)]
 # Parameters of Platform features this server does not offer, and why.
 REFUSED = {
     "custom_categories": "categories are assigned by the mem0 Platform's LLM",
