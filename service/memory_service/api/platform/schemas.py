@@ -1,6 +1,7 @@
 """The mem0 Platform dialect's bodies: requests as mem0's clients send them, responses as they read them.
 
-Requests are strict (an unknown field is a 400), with three exceptions, all named here:
+Requests are strict (an unknown field is a 400, a flag must be a JSON boolean, as the document
+says), with three exceptions, all named here:
 parameters the clients send that change nothing here (accepted: `output_format`, `version`,
 `enable_graph`, `rerank`, ...), parameters that ask for a Platform feature this server does not
 offer (refused with a 400 naming them), and the Platform's `org_id`/`project_id` (the key decides
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal, cast
 import orjson
 from fastapi import Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from memory_service.api.schemas import (
@@ -133,7 +134,7 @@ class _Ignored(_Strict):
 
     output_format: str | None = Field(None, description="Accepted; responses are always the v1.1 shapes")
     version: str | None = Field(None, description="Accepted and ignored")
-    enable_graph: bool | None = Field(None, description="Accepted; entities are always extracted here")
+    enable_graph: StrictBool | None = Field(None, description="Accepted; entities are always extracted here")
     org_id: str | None = Field(None, description="Ignored: the key decides the tenant")
     project_id: str | None = Field(None, description="Ignored: the key decides the tenant")
 
@@ -199,8 +200,8 @@ class AddRequest(_Ignored):
         },
     )
     metadata: dict[str, Any] | None = Field(None, description=METADATA_DESCRIPTION, json_schema_extra=METADATA_SCHEMA)
-    infer: bool | None = None
-    async_mode: bool = Field(False, description="Queue the add; poll GET /v1/event/{event_id}/")
+    infer: StrictBool | None = None
+    async_mode: StrictBool = Field(False, description="Queue the add; poll GET /v1/event/{event_id}/")
 
     @field_validator("user_id", "agent_id", "run_id", "app_id")
     @classmethod
@@ -247,8 +248,8 @@ class _Listing(_Ignored):
         description="Return only these fields of each memory",
         json_schema_extra={"items": {"type": "string", "enum": list(MEMORY_FIELDS)}},
     )
-    show_expired: bool | None = Field(None, description="Accepted; memories do not expire here")
-    latest_only: bool | None = Field(None, description="Accepted; memories are never superseded here")
+    show_expired: StrictBool | None = Field(None, description="Accepted; memories do not expire here")
+    latest_only: StrictBool | None = Field(None, description="Accepted; memories are never superseded here")
 
     @field_validator("fields")
     @classmethod
@@ -277,8 +278,8 @@ class SearchRequest(_Listing):
     metadata: dict[str, Any] | None = Field(
         None, description="Only memories with these metadata values (metadata conditions of the filter language)"
     )
-    rerank: bool | None = Field(None, description="Accepted; results are ranked by mem0's hybrid score")
-    keyword_search: bool | None = Field(None, description="Accepted; keyword matches always count here")
+    rerank: StrictBool | None = Field(None, description="Accepted; results are ranked by mem0's hybrid score")
+    keyword_search: StrictBool | None = Field(None, description="Accepted; keyword matches always count here")
 
     @field_validator("query")
     @classmethod

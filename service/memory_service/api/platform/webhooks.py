@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from pydantic.config import JsonDict
 
 from memory_service.api.deps import AdminPrincipal, services_of
@@ -70,7 +70,7 @@ class UpdateWebhookRequest(_Strict):
     url: str | None = Field(None, min_length=1, max_length=2048)
     name: str | None = Field(None, min_length=1, max_length=500)
     event_types: list[str] | None = Field(None, min_length=1, max_length=10, json_schema_extra=EVENT_TYPES_SCHEMA)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class PlatformWebhook(BaseModel):
