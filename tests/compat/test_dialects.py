@@ -190,3 +190,59 @@ def test_metrics_count_requests_and_operations_by_dialect(service: ServiceProces
     assert count(operations, dialect="contract", operation="add", outcome="success") >= 1
     dialects = {s.labels.get("dialect") for s in samples if s.name in (requests, operations)}
     assert dialects == {"contract", "platform"}
+
+
+def test_metadata_integer_beyond_64_bits_reads_back_in_both_dialects(service: ServiceProcess, key: str) -> None:
+    """Found by the fuzz suite: orjson cannot write an integer beyond 64 bits, so one stored memory
+    holding one made its user's Platform list and search answer 500 until it was erased."""
+    huge = 2**70
+    with service.client(key) as contract, platform_http(service, key) as platform:
+        created = add_memory(contract, "my lucky number is enormous", "zeno", metadata={"lucky": huge})
+        listed = platform.post("/v3/memories/", json={"filters": {"user_id": "zeno"}})
+        assert listed.status_code == 200, listed.text
+        assert [m["metadata"]["lucky"] for m in listed.json()["results"]] == [huge]
+        found = platform.post("/v3/memories/search/", json={"query": "lucky number", "filters": {"user_id": "zeno"}})
+        assert found.status_code == 200, found.text
+        assert found.json()["results"][0]["id"] == created["id"]
+        assert contract.get(f"/v1/memories/{created['id']}").json()["data"]["metadata"]["lucky"] == huge
+
+
+def test_openapi_states_the_platform_rules_the_service_enforces(service: ServiceProcess, key: str) -> None:
+    """Issue 19: a client generated from the document sends no request the service refuses; the
+    limits read from the served document are the ones the service applies."""
+    schemas = httpx.get(f"{service.url}/openapi.json").json()["components"]["schemas"]
+    batch = schemas["BatchDeleteRequest"]["properties"]["memories"]
+    top_k = schemas["SearchRequest"]["properties"]["top_k"]["maximum"]
+    with platform_http(service, key) as platform:
+        platform_error(platform.request("DELETE", "/v1/batch/", json={"memories": []}), 400, "INVALID_REQUEST")
+        too_many = [{"memory_id": f"m{i}"} for i in range(batch["maxItems"] + 1)]
+        platform_error(platform.request("DELETE", "/v1/batch/", json={"memories": too_many}), 400, "INVALID_REQUEST")
+        body = {"query": "tea", "filters": {"user_id": "zeno"}}
+        assert platform.post("/v3/memories/search/", json={**body, "top_k": top_k}).status_code == 200
+        platform_error(platform.post("/v3/memories/search/", json={**body, "top_k": top_k + 1}), 400, "INVALID_REQUEST")
+        platform_error(platform.put("/v1/memories/x/", json={}), 400, "INVALID_REQUEST")
+    assert batch["minItems"] == 1
+
+
+def test_a_path_ending_in_line_breaks_keeps_the_contracts_dialect(service: ServiceProcess, key: str) -> None:
+    """Found by the fuzz suite: Starlette's `request.url` drops CR, LF and tab (urllib's WHATWG
+    rule), so `/v1/memories/%0D%0D` read as `/v1/memories/` and its error came in the Platform's
+    body; the dialect is decided on the path as routed."""
+    with service.client(key) as contract:
+        response = contract.put("/v1/memories/%0D%0D", json={"content": "x"})
+    assert_error(response, 404, "MEMORY_NOT_FOUND")
+
+
+def test_pages_are_bounded_so_the_offset_stays_a_bigint(service: ServiceProcess, key: str) -> None:
+    """Found by the fuzz suite: `GET /v1/entities/?page=10**16` answered 500 (Postgres: bigint out
+    of range); the page has a documented maximum, which still answers (an empty page)."""
+    document = httpx.get(f"{service.url}/openapi.json").json()
+    parameters = document["paths"]["/v1/entities/"]["get"]["parameters"]
+    last = next(p for p in parameters if p["name"] == "page")["schema"]["maximum"]
+    with platform_http(service, key) as platform:
+        assert platform.get("/v1/entities/", params={"page": last}).json()["results"] == []
+        platform_error(platform.get("/v1/entities/", params={"page": 10**16}), 400, "INVALID_REQUEST")
+        listed = platform.post("/v3/memories/", params={"page": last}, json={"filters": {"user_id": "zeno"}})
+        assert listed.json()["results"] == []
+        too_far = platform.post("/v3/memories/", json={"page": 10**16, "filters": {"user_id": "zeno"}})
+        platform_error(too_far, 400, "INVALID_REQUEST")

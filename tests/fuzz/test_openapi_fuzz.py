@@ -5,8 +5,11 @@ mode) and invalid ones (negative mode), sent over HTTP to the real service with 
 admin key on admin routes). Every response must:
 
 - not be a 5xx;
-- be the envelope (`success` true with `data`, or false with `error.code/message/details`), with
-  an X-Request-ID (the metrics exposition is Prometheus text, by design);
+- carry an X-Request-ID and speak its route's dialect (api/dialects.py): the contract's routes
+  answer the envelope (`success` true with `data`, or false with `error.code/message/details`;
+  the metrics exposition is Prometheus text, by design); the mem0 Platform dialect's routes (paths
+  ending in `/`) answer the Platform's own bodies, errors as `PlatformError` (`detail`, `code`),
+  which mem0's clients read (docs/mem0-compat.md);
 - conform to the document (status code documented, schema, content type), and a request the
   document says is valid must not be refused with 400, one it says is invalid must be refused:
   the document states every rule the service enforces.
@@ -29,6 +32,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from memory_service.api.dialects import PLATFORM, dialect_of
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
@@ -37,7 +41,8 @@ from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
-ADMIN_PREFIXES = ("/v1/admin", "/v1/metrics", "/metrics")
+# Admin routes get an admin key; so do the Platform's webhook routes (admin only, 403 otherwise).
+ADMIN_PREFIXES = ("/v1/admin", "/v1/metrics", "/metrics", "/api/v1/webhooks")
 STATS: Counter[str] = Counter()
 
 
@@ -86,6 +91,11 @@ def _operations() -> list[str]:
     return sorted(f"{method.upper()} {path}" for path, ops in document["paths"].items() for method in ops)
 
 
+def _is_platform_error(body: Any) -> bool:
+    """The Platform dialect's error body (PlatformError): mem0's clients read `detail`."""
+    return isinstance(body, dict) and isinstance(body.get("detail"), str) and isinstance(body.get("code"), str)
+
+
 def _is_envelope(body: Any) -> bool:
     if not isinstance(body, dict) or not isinstance(body.get("timestamp"), str):
         return False
@@ -103,8 +113,14 @@ def _is_envelope(body: Any) -> bool:
 
 @schemathesis.check
 def envelope_and_request_id(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Every answer is the envelope and carries an X-Request-ID."""
+    """Every answer carries an X-Request-ID and is in its route's dialect: the envelope on the
+    contract's routes; on the Platform's, errors are PlatformError (successes are the Platform's
+    shapes, which the schema conformance check holds to the document)."""
     assert response.headers.get("x-request-id"), "no X-Request-ID"
+    if dialect_of(case.path) == PLATFORM:
+        if response.status_code >= 400:
+            assert _is_platform_error(response.json()), f"not the Platform's error body: {response.text[:300]}"
+        return True
     is_metrics = case.path.endswith("/metrics") and response.status_code == 200
     if not is_metrics:
         assert _is_envelope(response.json()), f"not the envelope: {response.text[:300]}"
@@ -122,9 +138,36 @@ CHECKS = [
 
 
 # Strings whose grammar a JSON Schema cannot state: `filters` is JSON, `cursor` is the service's own
-# token. A generated value is almost never valid, so their refusal is not a finding.
-OPAQUE_PARAMETERS = ("filters", "cursor")
+# token; in the Platform dialect also `metadata` (a JSON object in a query). Likewise the Platform's
+# filter language in a body (`filters`, and search's `metadata` conditions): recursive, its
+# operators depend on the field. A generated value is almost never valid, so their refusal is not a
+# finding (tests/compat/test_filters.py holds the language to a table of cases).
+OPAQUE_PARAMETERS = ("filters", "cursor", "metadata")
+OPAQUE_BODY_FIELDS = ("filters", "metadata")
 OPAQUE_CHECKS = [check for check in CHECKS if check is not openapi_checks.positive_data_acceptance]
+
+
+def _opaque_body(case: Any) -> bool:
+    """A Platform body holding the filter language (an add's `filters` are plain ids, stated)."""
+    body = case.body
+    if not isinstance(body, dict) or case.path == "/v3/memories/add/":
+        return False
+    fields = OPAQUE_BODY_FIELDS if case.path == "/v3/memories/search/" else ("filters",)
+    return any(body.get(name) not in (None, {}) for name in fields)
+
+
+def _names_none_required(case: Any) -> bool:
+    """`x-required-one-of`: parameters of which the document says at least one must be given (an
+    OpenAPI document cannot state it in the parameters' schemas); a case without any is invalid."""
+    names = case.operation.definition.raw.get("x-required-one-of")
+    given = {**(case.query or {}), **(case.path_parameters or {})}
+    return bool(names) and not any(given.get(name) not in (None, "") for name in names)
+
+
+def _not_offered(case: Any) -> bool:
+    """A Platform-only feature's route (api/platform/unsupported.py): it exists to answer 501
+    NOT_OFFERED, documented as its one answer, which mem0's clients raise as their MemoryError."""
+    return str(case.operation.definition.raw.get("summary", "")).startswith("Not offered")
 
 
 def _substitute_foreign_ids(case: Any, tenants: Tenants) -> bool:
@@ -144,16 +187,24 @@ def _call(case: Any, tenants: Tenants) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_KEY if admin else tenants.key_b}"}
     response = case.call(headers=headers, timeout=30)
     STATS["requests"] += 1
-    STATS[f"{response.status_code // 100}xx"] += 1
+    where = f"{case.method} {case.formatted_path}"
+    not_offered = _not_offered(case) and response.status_code == 501
+    if not_offered:  # the route's documented refusal, not a server error; no other 5xx is
+        assert response.json().get("code") == "NOT_OFFERED", f"{where}: {response.text[:300]}"
+        STATS["501 not offered"] += 1
+    else:
+        STATS[f"{response.status_code // 100}xx"] += 1
     if foreign:
         STATS["cross-tenant probes"] += 1
-    where = f"{case.method} {case.formatted_path}"
-    assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:300]}"
+    assert not_offered or response.status_code < 500, f"{where}: {response.status_code} {response.text[:300]}"
     if foreign and case.method != "POST":  # 401 when a negative case dropped the key
         assert response.status_code in (400, 401, 404), f"{where}: {response.text[:300]}"
     assert tenants.canary not in response.text, "tenant A's data reached tenant B"
-    opaque = any(name in (case.query or {}) for name in OPAQUE_PARAMETERS)
-    case.validate_response(response, checks=OPAQUE_CHECKS if opaque else CHECKS, headers=headers)
+    opaque = any(name in (case.query or {}) for name in OPAQUE_PARAMETERS) or _opaque_body(case)
+    if _names_none_required(case):  # invalid by the document's own statement, whatever the mode
+        assert response.status_code in (400, 401), f"{where}: {response.status_code} {response.text[:300]}"
+        opaque = True
+    case.validate_response(response, checks=OPAQUE_CHECKS if opaque or _not_offered(case) else CHECKS, headers=headers)
 
 
 @pytest.mark.parametrize("operation", _operations())

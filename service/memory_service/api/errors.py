@@ -71,7 +71,7 @@ async def service_error_handler(request: Request, exc: Exception) -> JSONRespons
         headers["Retry-After"] = str(retry_after)
     if exc.status_code >= 500:
         log.warning("request failed: %s %s", exc.code, exc.message)
-    dialect = dialect_of(request.url.path)
+    dialect = dialect_of(request.scope["path"])
     message = exc.message
     if dialect == PLATFORM and isinstance(exc, RateLimitExceeded):
         message = f"{message}; retry after {exc.retry_after} seconds"  # mem0's npm client reads only the body
@@ -92,7 +92,11 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
     return error_response(
-        400, "INVALID_REQUEST", f"Invalid request: {message}", {"errors": errors}, dialect=dialect_of(request.url.path)
+        400,
+        "INVALID_REQUEST",
+        f"Invalid request: {message}",
+        {"errors": errors},
+        dialect=dialect_of(request.scope["path"]),
     )
 
 
@@ -106,7 +110,7 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     return error_response(
-        exc.status_code, code, message, headers=getattr(exc, "headers", None), dialect=dialect_of(request.url.path)
+        exc.status_code, code, message, headers=getattr(exc, "headers", None), dialect=dialect_of(request.scope["path"])
     )
 
 

@@ -6,10 +6,11 @@ their schemas are removed and every operation lists the error envelope for the s
 answer with.
 
 Rules that are not visible in the route signatures are added here, so that a client generated
-from the document does not send requests the service refuses: the search `limit` is at most
-SEARCH_LIMIT (a setting); no text parameter may hold a NUL character (api/middleware.py refuses
-it on every route); every operation with a body can answer 408 (body too slow) and 413 (body too
-large). Body rules (ids, metadata limits, "content or metadata") are in api/schemas.py.
+from the document does not send requests the service refuses: the search `limit` (and the
+Platform dialect's `top_k`) is at most SEARCH_LIMIT (a setting); no text parameter may hold a NUL
+character (api/middleware.py refuses it on every route); every operation with a body can answer 408
+(body too slow) and 413 (body too large). Body rules (ids, metadata limits, "content or metadata")
+are in api/schemas.py and, for the Platform dialect, api/platform/schemas.py.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def _state_search_limit(path: str, parameter: dict[str, Any], search_limit: int)
     if path.endswith("/memories/search") and parameter.get("name") == "limit":
         parameter["schema"]["maximum"] = search_limit
         parameter["description"] = f"At most SEARCH_LIMIT ({search_limit}); 400 above"
+
+
+def _state_top_k(path: str, operation: dict[str, Any], components: dict[str, Any], search_limit: int) -> None:
+    """The Platform dialect's search body: `top_k` at most SEARCH_LIMIT, like the contract's `limit`."""
+    if path != "/v3/memories/search/":
+        return
+    ref = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    body = components.get(str(ref.get("$ref", "")).rsplit("/", 1)[-1], {})
+    if "top_k" in body.get("properties", {}):
+        body["properties"]["top_k"]["maximum"] = search_limit
+        body["properties"]["top_k"]["description"] = f"At most SEARCH_LIMIT ({search_limit}); 400 above"
 
 
 def _body_errors(operation: dict[str, Any]) -> None:
@@ -76,15 +88,16 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
         )
+        components = schema.get("components", {}).get("schemas", {})
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
+                _state_top_k(path, operation, components, settings.search_limit)
                 operation.get("responses", {}).pop("422", None)
                 for parameter in operation.get("parameters", ()):
                     _state_no_nul(parameter)
                     _state_search_limit(path, parameter, settings.search_limit)
                 _body_errors(operation)
                 _unrouted_paths(operation)
-        components = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         app.openapi_schema = schema

@@ -17,12 +17,14 @@ from fastapi import APIRouter, Query, Request
 from memory_service.api.deps import CurrentPrincipal, EngineDep, ServicesDep, SettingsDep
 from memory_service.api.dialects import PLATFORM_TAG
 from memory_service.api.platform.schemas import (
+    MAX_PAGE,
     AddRequest,
     AddResponse,
     BatchDeleteRequest,
     BatchUpdateRequest,
     EventObject,
     HistoryObject,
+    IgnoredQuery,
     MemoryObject,
     MessageResponse,
     PageResponse,
@@ -40,6 +42,7 @@ from memory_service.api.platform.schemas import (
 )
 from memory_service.api.routes.jobs import job_runner
 from memory_service.api.schemas import check_sizes
+from memory_service.core.ids import ID_PATTERN
 from memory_service.core.timefmt import rfc3339
 from memory_service.domain.memories.commands import AddCommand, Message
 from memory_service.domain.memories.engine import MemoryChange
@@ -105,7 +108,9 @@ async def list_memories(
     body: ListMemoriesRequest,
     principal: CurrentPrincipal,
     engine: EngineDep,
-    page: Annotated[int | None, Query(ge=1, description="From 1 (the query parameter wins over the body's)")] = None,
+    page: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="From 1 (the query parameter wins over the body's)")
+    ] = None,
     page_size: Annotated[int | None, Query(ge=1, le=200, description="1-200, default 100")] = None,
 ) -> PlatformJSON:
     page = page or body.page or 1
@@ -171,21 +176,28 @@ def _query_object(raw: str, name: str) -> dict[str, Any]:
     return value
 
 
+DELETE_ALL_SELECTORS = ["user_id", "agent_id", "app_id", "run_id", "filters", "metadata"]
+EntityQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
+
+
 @router.delete(
     "/v1/memories/", summary="Delete the memories that match (mem0 client: delete_all)",
+    description="Give at least one of user_id, agent_id, app_id, run_id, filters or metadata (400 otherwise): "
+    "`x-required-one-of` names them, as OpenAPI cannot.",
     response_model=MessageResponse, responses=platform_errors(),
+    openapi_extra={"x-required-one-of": DELETE_ALL_SELECTORS},
 )  # fmt: skip
 async def delete_all(
     principal: CurrentPrincipal,
     engine: EngineDep,
-    user_id: str | None = None,
-    agent_id: str | None = None,
-    app_id: str | None = None,
-    run_id: str | None = None,
+    user_id: EntityQuery = None,
+    agent_id: EntityQuery = None,
+    app_id: EntityQuery = None,
+    run_id: EntityQuery = None,
     filters: Annotated[str | None, Query(description="mem0 filters, as JSON")] = None,
     metadata: Annotated[str | None, Query(description="Metadata values, as a JSON object")] = None,
-    org_id: str | None = None,
-    project_id: str | None = None,
+    org_id: IgnoredQuery = None,
+    project_id: IgnoredQuery = None,
 ) -> PlatformJSON:
     ids = {"user_id": user_id, "agent_id": agent_id, "app_id": app_id, "run_id": run_id}
     parts: list[dict[str, Any] | None] = [{k: v for k, v in ids.items() if v}]

@@ -1,6 +1,7 @@
 """The mem0 Platform dialect's bodies: requests as mem0's clients send them, responses as they read them.
 
-Requests are strict (an unknown field is a 400), with three exceptions, all named here:
+Requests are strict (an unknown field is a 400, a flag must be a JSON boolean, as the document
+says), with three exceptions, all named here:
 parameters the clients send that change nothing here (accepted: `output_format`, `version`,
 `enable_graph`, `rerank`, ...), parameters that ask for a Platform feature this server does not
 offer (refused with a 400 naming them), and the Platform's `org_id`/`project_id` (the key decides
@@ -10,17 +11,33 @@ written with orjson; the pydantic models below document them in OpenAPI.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal, cast
 
 import orjson
+from fastapi import Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic.config import JsonDict
 
-from memory_service.api.schemas import MAX_MESSAGES, _check_metadata
+from memory_service.api.schemas import (
+    ID_SCHEMA,
+    MAX_MESSAGES,
+    METADATA_DESCRIPTION,
+    METADATA_SCHEMA,
+    NO_NUL_PATTERN,
+    NOT_BLANK_PATTERN,
+    _check_metadata,
+)
 from memory_service.core.ids import validate_user_id
 from memory_service.models.memory import HistoryEntry, MemoryRecord
 
 MAX_BATCH = 1000
+# Pages beyond any real listing; bounded so that the row offset stays a Postgres bigint.
+MAX_PAGE = 1_000_000
+# The Platform's org_id/project_id in a query: accepted and ignored (the key decides the tenant), and
+# left out of the document like any other unknown query parameter, which changes nothing either.
+IgnoredQuery = Annotated[str | None, Query(include_in_schema=False)]
 # Parameters of Platform features this server does not offer, and why.
 REFUSED = {
     "custom_categories": "categories are assigned by the mem0 Platform's LLM",
@@ -43,6 +60,51 @@ MEMORY_FIELDS = (
     "id", "memory", "user_id", "agent_id", "app_id", "run_id", "session_id", "metadata", "categories",
     "expiration_date", "created_at", "updated_at", "score",
 )  # fmt: skip
+
+
+ENTITY_IDS = ("user_id", "agent_id", "run_id", "app_id")
+# A date (YYYY-MM-DD) or an ISO 8601 date-time (naive = UTC), as filters.py reads created_at.
+DATE_SCHEMA: JsonDict = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}, {"type": "null"}]
+}
+TEXT_SCHEMA: JsonDict = {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN}
+FILTERS_DESCRIPTION = (
+    "mem0's filter language (docs/mem0-compat.md): entity ids, created_at/updated_at, keywords, memory_ids, "
+    'metadata keys with eq, ne, in, nin, gt, gte, lt, lte, contains, icontains or "*", under AND/OR/NOT; '
+    "a filter that does not parse is a 400 naming the part"
+)
+
+
+def _one_of_given(*names: str) -> list[dict[str, Any]]:
+    return [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]
+
+
+def _given(*names: str) -> JsonDict:
+    """The schema of "at least one of these, not null" (the models' validators enforce it)."""
+    return cast(JsonDict, {"anyOf": _one_of_given(*names)})
+
+
+# An add names at least one entity id, at the top level or in `filters`, each in one place (the
+# same value in both is tolerated, different values are a 400).
+_ADD_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "anyOf": [
+                *_one_of_given(*ENTITY_IDS),
+                {"required": ["filters"], "properties": {"filters": {"type": "object", "minProperties": 1}}},
+            ]
+        },
+        *(
+            {
+                "not": {
+                    "required": [name, "filters"],
+                    "properties": {name: {"type": "string"}, "filters": {"required": [name]}},
+                }
+            }
+            for name in ENTITY_IDS
+        ),
+    ]
+}
 
 
 def refuse_platform_only(data: Any) -> Any:
@@ -72,7 +134,7 @@ class _Ignored(_Strict):
 
     output_format: str | None = Field(None, description="Accepted; responses are always the v1.1 shapes")
     version: str | None = Field(None, description="Accepted and ignored")
-    enable_graph: bool | None = Field(None, description="Accepted; entities are always extracted here")
+    enable_graph: StrictBool | None = Field(None, description="Accepted; entities are always extracted here")
     org_id: str | None = Field(None, description="Ignored: the key decides the tenant")
     project_id: str | None = Field(None, description="Ignored: the key decides the tenant")
 
@@ -80,8 +142,11 @@ class _Ignored(_Strict):
 class PlatformMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["user", "assistant", "system"]
-    content: Any
-    name: str | None = Field(None, max_length=128)
+    content: Any = Field(
+        description="Text, not blank; at most MAX_MEMORY_SIZE bytes (413 above); multimodal content is a 400",
+        json_schema_extra=TEXT_SCHEMA,
+    )
+    name: str | None = Field(None, max_length=128, json_schema_extra={"pattern": NO_NUL_PATTERN})
 
     @field_validator("content")
     @classmethod
@@ -98,17 +163,45 @@ class AddRequest(_Ignored):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"messages": [{"role": "user", "content": "I love tea"}], "user_id": "alice"}]},
+        json_schema_extra={
+            "examples": [{"messages": [{"role": "user", "content": "I love tea"}], "user_id": "alice"}],
+            **_ADD_RULES,
+        },
     )
-    messages: str | PlatformMessage | list[PlatformMessage]
-    user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    app_id: str | None = None
-    filters: dict[str, Any] | None = Field(None, description="Entity ids, as mem0's Python client's options carry them")
-    metadata: dict[str, Any] | None = None
-    infer: bool | None = None
-    async_mode: bool = Field(False, description="Queue the add; poll GET /v1/event/{event_id}/")
+    messages: str | PlatformMessage | list[PlatformMessage] = Field(
+        description=(
+            f"Text (one user message), one message with role `user`, or 1-{MAX_MESSAGES} messages of which at "
+            "least one has role `user`"
+        ),
+        json_schema_extra={
+            "anyOf": [
+                TEXT_SCHEMA,
+                {"$ref": "#/components/schemas/PlatformMessage", "properties": {"role": {"const": "user"}}},
+                {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/PlatformMessage"},
+                    "minItems": 1,
+                    "maxItems": MAX_MESSAGES,
+                    "contains": {"type": "object", "properties": {"role": {"const": "user"}}},
+                },
+            ]
+        },
+    )
+    user_id: str | None = Field(None, json_schema_extra=ID_SCHEMA)
+    agent_id: str | None = Field(None, json_schema_extra=ID_SCHEMA)
+    run_id: str | None = Field(None, json_schema_extra=ID_SCHEMA)
+    app_id: str | None = Field(None, json_schema_extra=ID_SCHEMA)
+    filters: dict[str, Any] | None = Field(
+        None,
+        description="Entity ids, as mem0's Python client's options carry them",
+        json_schema_extra={
+            "properties": cast(JsonDict, {name: {"type": "string", **ID_SCHEMA} for name in ENTITY_IDS}),
+            "additionalProperties": False,
+        },
+    )
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DESCRIPTION, json_schema_extra=METADATA_SCHEMA)
+    infer: StrictBool | None = None
+    async_mode: StrictBool = Field(False, description="Queue the add; poll GET /v1/event/{event_id}/")
 
     @field_validator("user_id", "agent_id", "run_id", "app_id")
     @classmethod
@@ -149,10 +242,14 @@ class AddRequest(_Ignored):
 
 
 class _Listing(_Ignored):
-    filters: dict[str, Any] | None = None
-    fields: list[str] | None = Field(None, description="Return only these fields of each memory")
-    show_expired: bool | None = Field(None, description="Accepted; memories do not expire here")
-    latest_only: bool | None = Field(None, description="Accepted; memories are never superseded here")
+    filters: dict[str, Any] | None = Field(None, description=FILTERS_DESCRIPTION)
+    fields: list[str] | None = Field(
+        None,
+        description="Return only these fields of each memory",
+        json_schema_extra={"items": {"type": "string", "enum": list(MEMORY_FIELDS)}},
+    )
+    show_expired: StrictBool | None = Field(None, description="Accepted; memories do not expire here")
+    latest_only: StrictBool | None = Field(None, description="Accepted; memories are never superseded here")
 
     @field_validator("fields")
     @classmethod
@@ -169,14 +266,20 @@ class SearchRequest(_Listing):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"query": "tea", "filters": {"user_id": "alice"}}]}
     )
-    query: str = Field(min_length=1, max_length=10_000)
-    top_k: int = Field(10, ge=1, description="At most SEARCH_LIMIT (default 50)")
+    query: str = Field(
+        min_length=1, max_length=10_000, description="Not blank", json_schema_extra={"pattern": NOT_BLANK_PATTERN}
+    )
+    top_k: int = Field(
+        10, ge=1, description="At most SEARCH_LIMIT (default 50; the document states the setting); 400 above"
+    )
     threshold: float = Field(
         0.1, ge=0, le=1, description="Minimum semantic relevance (default 0.1, as on the Platform)"
     )
-    metadata: dict[str, Any] | None = Field(None, description="Only memories with these metadata values")
-    rerank: bool | None = Field(None, description="Accepted; results are ranked by mem0's hybrid score")
-    keyword_search: bool | None = Field(None, description="Accepted; keyword matches always count here")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Only memories with these metadata values (metadata conditions of the filter language)"
+    )
+    rerank: StrictBool | None = Field(None, description="Accepted; results are ranked by mem0's hybrid score")
+    keyword_search: StrictBool | None = Field(None, description="Accepted; keyword matches always count here")
 
     @field_validator("query")
     @classmethod
@@ -189,18 +292,28 @@ class SearchRequest(_Listing):
 class ListRequest(_Listing):
     """`POST /v3/memories/` (get_all)."""
 
-    page: int | None = Field(None, ge=1)
+    page: int | None = Field(None, ge=1, le=MAX_PAGE)
     page_size: int | None = Field(None, ge=1, le=200)
-    start_date: str | None = Field(None, description="Created on or after (a date or date-time)")
-    end_date: str | None = Field(None, description="Created on or before (a date or date-time)")
+    start_date: str | None = Field(
+        None, description="Created on or after (a date or date-time)", json_schema_extra=DATE_SCHEMA
+    )
+    end_date: str | None = Field(
+        None, description="Created on or before (a date or date-time)", json_schema_extra=DATE_SCHEMA
+    )
     keywords: str | None = Field(None, description="Only memories whose text contains this (any case)")
 
 
 class UpdateRequest(_Strict):
-    """`PUT /v1/memories/{memory_id}/`."""
+    """`PUT /v1/memories/{memory_id}/`: text, metadata or both (400 when neither is given)."""
 
-    text: str | None = Field(None, min_length=1)
-    metadata: dict[str, Any] | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_given("text", "metadata"))
+    text: str | None = Field(
+        None,
+        min_length=1,
+        description="At most MAX_MEMORY_SIZE bytes (413 above)",
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    )
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DESCRIPTION, json_schema_extra=METADATA_SCHEMA)
 
     @field_validator("metadata")
     @classmethod
@@ -209,9 +322,17 @@ class UpdateRequest(_Strict):
 
 
 class BatchUpdateItem(_Strict):
-    memory_id: str
-    text: str | None = Field(None, min_length=1)
-    metadata: dict[str, Any] | None = None
+    """Text, metadata or both (400 when neither is given)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_given("text", "metadata"))
+    memory_id: str = Field(description="A memory of this tenant (404 otherwise)")
+    text: str | None = Field(
+        None,
+        min_length=1,
+        description="At most MAX_MEMORY_SIZE bytes (413 above)",
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    )
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DESCRIPTION, json_schema_extra=METADATA_SCHEMA)
 
     @field_validator("metadata")
     @classmethod
@@ -234,7 +355,7 @@ def _batch(items: list[Any], verb: str) -> list[Any]:
 class BatchUpdateRequest(_Strict):
     """`PUT /v1/batch/`."""
 
-    memories: list[BatchUpdateItem]
+    memories: list[BatchUpdateItem] = Field(json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH})
 
     @field_validator("memories")
     @classmethod
@@ -245,7 +366,7 @@ class BatchUpdateRequest(_Strict):
 class BatchDeleteRequest(_Strict):
     """`DELETE /v1/batch/`."""
 
-    memories: list[BatchDeleteItem]
+    memories: list[BatchDeleteItem] = Field(json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH})
 
     @field_validator("memories")
     @classmethod
@@ -256,8 +377,12 @@ class BatchDeleteRequest(_Strict):
 class ExportCreateRequest(_Ignored):
     """`POST /v1/exports/`: `schema` as an object or a JSON string (mem0's Python client sends one)."""
 
-    export_schema: Any = Field(alias="schema")
-    filters: dict[str, Any] | None = None
+    export_schema: Any = Field(
+        alias="schema",
+        description="A JSON object, or a string holding one (as mem0's Python client sends it)",
+        json_schema_extra={"type": "object"},  # the string form's grammar is JSON, which a schema cannot state
+    )
+    filters: dict[str, Any] | None = Field(None, description=FILTERS_DESCRIPTION)
 
     @field_validator("export_schema")
     @classmethod
@@ -273,10 +398,11 @@ class ExportCreateRequest(_Ignored):
 
 
 class ExportGetRequest(_Ignored):
-    """`POST /v1/exports/get/`."""
+    """`POST /v1/exports/get/`: by `memory_export_id` or by `filters` (400 when neither is given)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_given("memory_export_id", "filters"))
     memory_export_id: str | None = None
-    filters: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = Field(None, description=FILTERS_DESCRIPTION)
 
 
 class FeedbackRequest(_Strict):
@@ -290,12 +416,22 @@ class FeedbackRequest(_Strict):
 # -- responses ------------------------------------------------------------------------------------
 
 
+def _orjson_native(value: Any) -> Any:
+    """What orjson makes of a value the stdlib cannot write (datetimes, UUIDs, dataclasses)."""
+    return orjson.loads(orjson.dumps(value))
+
+
 class PlatformJSON(JSONResponse):
     """A body already in the Platform's shape, written with orjson (no model pass on the way out);
     a JSONResponse, so OpenAPI documents each route's `response_model`."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # an integer beyond 64 bits (stored metadata may hold one): the stdlib writes it
+            return json.dumps(
+                content, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_orjson_native
+            ).encode()
 
 
 def memory_object(record: MemoryRecord, fields: list[str] | None = None) -> dict[str, Any]:
@@ -362,6 +498,16 @@ class MemoryObject(BaseModel):
     score: float | None = Field(None, description="Search results only")
 
 
+def _none_required(schema: JsonDict) -> None:
+    schema.pop("required", None)
+
+
+class SelectedMemoryObject(MemoryObject):
+    """A memory in a list or search: every field, or only those the request's `fields` names."""
+
+    model_config = ConfigDict(json_schema_extra=_none_required)
+
+
 class AddedMemory(MemoryObject):
     event: Literal["ADD"]
     data: dict[str, str]
@@ -375,14 +521,14 @@ class AddResponse(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    results: list[MemoryObject]
+    results: list[SelectedMemoryObject]
 
 
 class PageResponse(BaseModel):
     count: int
     next: str | None
     previous: str | None
-    results: list[MemoryObject]
+    results: list[SelectedMemoryObject]
 
 
 class HistoryObject(BaseModel):

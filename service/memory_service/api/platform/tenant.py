@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from memory_service.api.deps import CurrentPrincipal, EngineDep
 from memory_service.api.dialects import PLATFORM_TAG
 from memory_service.api.platform.schemas import (
+    MAX_PAGE,
     EntitiesResponse,
     ExportCreated,
     ExportCreateRequest,
@@ -16,6 +17,7 @@ from memory_service.api.platform.schemas import (
     ExportResponse,
     FeedbackRequest,
     FeedbackResponse,
+    IgnoredQuery,
     MessageResponse,
     PingResponse,
     PlatformJSON,
@@ -56,10 +58,10 @@ async def entities(
     request: Request,
     principal: CurrentPrincipal,
     engine: EngineDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000, description="Default 1000, so users() sees them all")] = 1000,
-    org_id: str | None = None,
-    project_id: str | None = None,
+    org_id: IgnoredQuery = None,
+    project_id: IgnoredQuery = None,
 ) -> PlatformJSON:
     rows, totals = await engine.entities(principal.tenant, limit=page_size, offset=(page - 1) * page_size)
     count = sum(totals.values())

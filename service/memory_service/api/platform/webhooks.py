@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
+from pydantic.config import JsonDict
 
 from memory_service.api.deps import AdminPrincipal, services_of
 from memory_service.api.dialects import PLATFORM_TAG
@@ -27,6 +28,10 @@ from memory_service.models.webhooks import PayloadFormat, Webhook
 
 router = APIRouter(tags=[PLATFORM_TAG], default_response_class=PlatformJSON)
 EVENT_NAMES = ", ".join(PLATFORM_EVENTS)
+# The Platform's names and their `memory_add` spelling, as from_platform_events accepts them.
+EVENT_TYPES_SCHEMA: JsonDict = {
+    "items": {"type": "string", "enum": [*PLATFORM_EVENTS, *(name.replace(":", "_") for name in PLATFORM_EVENTS)]}
+}
 
 
 async def get_webhooks(request: Request) -> WebhookService:
@@ -51,7 +56,12 @@ class CreateWebhookRequest(_Strict):
 
     url: str = Field(min_length=1, max_length=2048, description="https URL (http only where the operator allows)")
     name: str = Field(min_length=1, max_length=500, description="Kept as the webhook's description")
-    event_types: list[str] = Field(min_length=1, max_length=10, description=f"Of {EVENT_NAMES} (or memory_add, ...)")
+    event_types: list[str] = Field(
+        min_length=1,
+        max_length=10,
+        description=f"Of {EVENT_NAMES} (or memory_add, ...)",
+        json_schema_extra=EVENT_TYPES_SCHEMA,
+    )
 
 
 class UpdateWebhookRequest(_Strict):
@@ -59,8 +69,8 @@ class UpdateWebhookRequest(_Strict):
 
     url: str | None = Field(None, min_length=1, max_length=2048)
     name: str | None = Field(None, min_length=1, max_length=500)
-    event_types: list[str] | None = Field(None, min_length=1, max_length=10)
-    is_active: bool | None = None
+    event_types: list[str] | None = Field(None, min_length=1, max_length=10, json_schema_extra=EVENT_TYPES_SCHEMA)
+    is_active: StrictBool | None = None
 
 
 class PlatformWebhook(BaseModel):
