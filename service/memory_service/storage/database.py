@@ -93,6 +93,7 @@ class UnitOfWork:
         self.call = call
         self.conn: psycopg.Connection[Any] | None = None
         self.xid: str | None = None
+        self.server_started: str | None = None
         self._token: int | None = None
 
     def connection(self) -> psycopg.Connection[Any]:
@@ -106,16 +107,20 @@ class UnitOfWork:
             self.db.pool.putconn(conn)
             raise
         self.conn = conn
-        # The transaction id, to look its outcome up if the connection is lost during the commit.
+        # The transaction id, to look its outcome up if the connection is lost during the commit,
+        # and the server's start time: after a crash, an id whose records never reached the WAL is
+        # handed out again, so "committed" may then describe another transaction.
         if self.db.per_transaction_settings:
             row = conn.execute(
-                "SELECT pg_current_xact_id()::text, set_config('statement_timeout', %s, true),"
+                "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()::text,"
+                " set_config('statement_timeout', %s, true),"
                 " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
                 (self.db.statement_timeout, self.db.ef_search),
             ).fetchone()
         else:
-            row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+            row = conn.execute("SELECT pg_current_xact_id()::text, pg_postmaster_start_time()::text").fetchone()
         self.xid = str(row[0]) if row else None
+        self.server_started = str(row[1]) if row else None
         return conn
 
     def commit(self) -> None:
@@ -135,7 +140,7 @@ class UnitOfWork:
                 conn.commit()
             except psycopg.Error as exc:
                 self.db.mark_suspect()
-                outcome = self.db.transaction_outcome(self.xid)
+                outcome = self.db.transaction_outcome(self.xid, self.server_started)
                 if outcome == "committed":
                     log.warning("the commit's connection failed (%s) after the commit was made", exc.__class__.__name__)
                     return
@@ -456,11 +461,15 @@ class Database:
                 conn.close()
         self._read_pool.putconn(conn)
 
-    def transaction_outcome(self, xid: str | None) -> str:
+    def transaction_outcome(self, xid: str | None, server_started: str | None = None) -> str:
         """How a transaction whose commit lost its connection ended: committed, aborted or unknown.
 
         Asked on another connection until Postgres answers (after a crash, once it is back and
         has recovered), for up to COMMIT_TIMEOUT; "in progress" means the server still works on it.
+        If the server restarted since the transaction began, "committed" is not trusted: crash
+        recovery hands out again the ids whose records never reached the WAL, so the id may now
+        name another writer's transaction (the chaos suite saw a write acknowledged that way and
+        missing). A durable commit and a lost one then look alike: the outcome is unknown.
         """
         if xid is None:
             return "unknown"
@@ -468,8 +477,14 @@ class Database:
         while True:
             try:
                 with self.pool.connection(timeout=self.timeout) as conn:
-                    row = conn.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
+                    row = conn.execute(
+                        "SELECT pg_xact_status(%s::xid8), pg_postmaster_start_time()::text", (xid,)
+                    ).fetchone()
                 status = row[0] if row else None
+                restarted = server_started is not None and row is not None and str(row[1]) != server_started
+                if status == "committed" and restarted:
+                    log.warning("transaction %s reads committed, but Postgres restarted since: outcome unknown", xid)
+                    return "unknown"
                 if status in ("committed", "aborted"):
                     return str(status)
             except (psycopg.Error, PoolTimeout) as exc:
