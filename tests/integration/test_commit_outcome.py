@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import psycopg
-from pydantic import SecretStr
-
 from memory_service.settings import Settings
 from memory_service.storage.database import Database
+from pydantic import SecretStr
+
 from tests.support.server import postgres_processes, standalone_postgres
 
 
@@ -44,7 +44,8 @@ def test_an_id_reused_after_a_crash_reads_unknown_not_committed(tmp_path: Path) 
                     break
             assert reused, "the id was not handed out again"
             status = other.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
-            assert status is not None and status[0] == "committed"  # what the id alone says
+            assert status is not None
+            assert status[0] == "committed"  # what the id alone says
         db = Database(Settings(database_url=SecretStr(uri), data_dir=data_dir))
         db.open()
         try:
