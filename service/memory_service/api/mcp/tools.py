@@ -303,6 +303,9 @@ def register(server: MCPServer, settings: Settings) -> None:
         return result(MemoryHistory(memory_id=memory_id, history=[HistoryOut.of(e) for e in entries]))
 
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+    destructive = ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+    )
     server.add_tool(
         add_memories,
         title="Remember",
@@ -340,27 +343,21 @@ def register(server: MCPServer, settings: Settings) -> None:
         description="Correct or replace one memory's text, or change its metadata labels, by id. Use it when "
         "something the user told you has changed, rather than adding a contradicting memory. The old text stays "
         "in the memory's history.",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=destructive,
     )
     server.add_tool(
         delete_memories,
         title="Delete memories",
         description="Delete specific memories by id (up to 100), e.g. when the user asks you to forget something. "
         "Returns which ids were deleted and which were not found. Deleting is permanent.",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=destructive,
     )
     server.add_tool(
         delete_all_memories,
         title="Erase all of a user's memories",
         description="Permanently erase every memory of one user. Only when the user explicitly asks to forget "
         "everything; `confirm` must be true. Returns how many memories were erased.",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=destructive,
     )
     server.add_tool(
         list_entities,
