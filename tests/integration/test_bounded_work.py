@@ -166,11 +166,17 @@ def _threads_settle(service: ServiceProcess, within: float = 1.5) -> dict[str, i
 
 
 def test_the_503_names_the_extractor_and_its_thread_stops(hasty: ServiceProcess) -> None:
-    """Without the size cap a megabyte takes the extractor seconds; the deadline stops it there."""
-    text = (_big_text(1) * 4)[:990_000]  # under MAX_MEMORY_SIZE (1,000,000 bytes)
+    """Without the size cap four megabytes take the extractor seconds; the deadline stops it there.
+
+    Four messages of ~1 MB each (each under MAX_MEMORY_SIZE, the body under its 5 MB limit) are
+    extracted one after another before anything is embedded: ~0.5 s each on this machine, so
+    the 0.5 s deadline falls inside the extraction however fast the machine is (one megabyte
+    alone finished just under it on CI, and the embedder was named).
+    """
+    messages = [{"role": "user", "content": (_big_text(seed) * 4)[:990_000]} for seed in range(4)]
     with hasty.client(DEV_KEY) as client:
         started = time.monotonic()
-        response = client.post("/v1/memories", json={"messages": [{"role": "user", "content": text}], "user_id": "x"})
+        response = client.post("/v1/memories", json={"messages": messages, "user_id": "x"})
         elapsed = time.monotonic() - started
         error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
         assert error["details"]["dependency"] == "extractor", error

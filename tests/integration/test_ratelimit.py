@@ -164,7 +164,12 @@ def test_four_workers_admit_exactly_20_per_burst_and_100_per_minute(workers: Ser
         else:
             refused = [r for r in responses if r.status_code == 429]
             assert len(refused) == 25  # the minute is full: 100 admitted in under 60 s
-            assert refused[0].json()["error"]["details"]["window_seconds"] == 60
+            # The minute refused them: at least the wave's first requests (a refused request
+            # still takes a burst slot, so once 20 have, both windows are full and a 429 names
+            # the one that frees a request last, the burst on a machine slow enough that the
+            # minute's oldest request leaves first).
+            details = [r.json()["error"]["details"] for r in refused]
+            assert any(d["window"] == "minute" and d["window_seconds"] == 60 for d in details), details
     assert time.monotonic() - started < 60
     assert admitted == 100
 
