@@ -132,19 +132,32 @@ class Failure(Exception):
     pass
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
+class Closed(Exception):
+    """The server closed the keep-alive connection before answering (a worker recycled)."""
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Status, body and whether the server asked to close the connection after it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+        if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+            raise Failure(f"connection closed inside a response head: {exc.partial[:200]!r}") from exc
+        raise Closed from exc
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
-    length = 0
+    length: int | None = None
+    close = False
     for line in lines[1:]:
-        if line[:15].lower() == b"content-length:":
+        name = line[:15].lower()
+        if name == b"content-length:":
             length = int(line[15:])
-            break
-    else:
+        elif name.startswith(b"connection:") and b"close" in line.lower():
+            close = True
+    if length is None:
         raise Failure(f"no Content-Length in {head[:200]!r}")
     body = await reader.readexactly(length)
-    return status, body
+    return status, body, close
 
 
 async def _client(
@@ -157,8 +170,22 @@ async def _client(
             request = target.request(i)
             started = time.perf_counter()
             writer.write(request)
-            status, body = await _read_response(reader)
+            try:
+                status, body, close = await _read_response(reader)
+            except Closed:
+                # As a keep-alive client does: nothing of an answer came, so the request was not
+                # taken (gunicorn closes idle connections of a recycling worker); send it again
+                # on a new connection, the reconnect counted in the latency.
+                writer.close()
+                reader, writer = await asyncio.open_connection(target.host, target.port)
+                out["reconnects"] += 1
+                writer.write(request)
+                status, body, close = await _read_response(reader)
             elapsed = time.perf_counter() - started
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection(target.host, target.port)
+                out["reconnects"] += 1
             if status != target.expected_status:
                 out["errors"] += 1
                 if len(out["error_samples"]) < 3:
@@ -177,7 +204,7 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 
 async def _run(target: Target, clients: int, seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"latencies": [], "returned": [], "errors": 0, "error_samples": []}
+    out: dict[str, Any] = {"latencies": [], "returned": [], "errors": 0, "error_samples": [], "reconnects": 0}
     sequence = iter(range(10**12))
 
     def counter() -> int:
@@ -197,6 +224,7 @@ async def _run(target: Target, clients: int, seconds: float) -> dict[str, Any]:
         "requests": done,
         "per_second": round(done / wall, 1),
         "errors": out["errors"],
+        "reconnects": out["reconnects"],
         "loadgen_cpu_ms_per_request": round(cpu * 1000 / max(1, done), 3),
     }
     if latencies:

@@ -117,14 +117,16 @@ def window(server: Server, kind: str, clients: int, seconds: float, users: int =
     servers, postgres = server.processes(), postgres_processes(server.pg_data)
     before = cpu_seconds(servers), cpu_seconds(postgres)
     args = [str(ROOT / "bench/loadgen.py"), server.url, kind, str(clients), str(seconds), server.auth or ""]
-    output = subprocess.run(
+    done_process = subprocess.run(
         [sys.executable, *args, str(users), str(LIMIT)],
         capture_output=True,
         text=True,
         timeout=seconds + 120,
-        check=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(output)
+        check=False,
+    )
+    if done_process.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({kind}, {clients} clients):\n{done_process.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done_process.stdout)
     postgres = postgres_processes(server.pg_data)  # backends come and go: count the ones alive now too
     done = max(1, result["requests"])
     result["server_cpu_ms_per_request"] = round((cpu_seconds(servers) - before[0]) * 1000 / done, 2)
