@@ -39,29 +39,14 @@ from mcp.client.streamable_http import streamable_http_client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import QUERIES, log, summary  # noqa: E402
 from tests.support.server import ServiceProcess, postgres_processes  # noqa: E402
 
 USERS = 10
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
-QUERIES = [f"what do I know about {t}" for t in TOPICS] + ["favourite places", "plans for the weekend"]
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def summary(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-        "n": len(ordered),
-    }
 
 
 def arguments(i: int) -> dict[str, Any]:

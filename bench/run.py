@@ -43,6 +43,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import QUERIES, TOPICS, limiter_overhead, log, summary  # noqa: E402
 from bench.mcp_search import measure as measure_mcp_search  # noqa: E402
 from bench.webhooks import ENV as WEBHOOK_ENV  # noqa: E402
 from bench.webhooks import measure as measure_webhooks  # noqa: E402
@@ -54,26 +55,10 @@ PLATFORM = "service_platform_dialect"
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
 # Every client of the bench uses one key: per-key admission (KEY_CONCURRENCY, by default half the
 # pool) would answer the clients over it 429, so it admits them all; REQUEST_TIMEOUT: seeding adds
 # 100 messages a request: on a busy machine, minutes.
 ONE_KEY_ENV = {"KEY_CONCURRENCY": str(max(CLIENTS, 1)), "KEY_CONCURRENCY_WAIT": "10", "REQUEST_TIMEOUT": "300"}
-QUERIES = [f"what do I know about {t}" for t in TOPICS] + ["favourite places", "plans for the weekend"]
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def summary(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-        "n": len(ordered),
-    }
 
 
 def timed(call: Callable[[], httpx.Response], expect: int) -> float:
@@ -278,21 +263,6 @@ def start_baseline(data_dir: Path, uri: str, name: str) -> tuple[subprocess.Pope
             time.sleep(0.3)
     seed(url, {}, 1000, path="/memories", status=200)
     return process, url
-
-
-async def limiter_overhead(storage_uri: str) -> dict[str, float]:
-    from memory_service.services.ratelimit import RateLimiter
-    from memory_service.settings import Settings
-
-    limiter = RateLimiter(
-        Settings(rate_limit_storage_uri=storage_uri, rate_limit_per_minute=10**9, rate_limit_burst=10**9)
-    )
-    samples = []
-    for i in range(2000):
-        started = time.perf_counter()
-        await limiter.check(f"bench-key-{i % 50}", "key")
-        samples.append((time.perf_counter() - started) * 1000)
-    return summary(samples[100:])  # without the first connection's set-up
 
 
 def platform_only() -> int:

@@ -46,10 +46,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import TOPICS, limiter_overhead, log  # noqa: E402
 from bench.cpu_budget import WAITING_CATEGORY, budget, parse  # noqa: E402
 from bench.webhooks import ENV as WEBHOOK_ENV  # noqa: E402
 from bench.webhooks import measure as measure_webhooks  # noqa: E402
-from bench.webhooks import summary  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo, free_port  # noqa: E402
 
@@ -63,13 +63,8 @@ SCALE_RESULT = Path(os.environ.get("BENCH_SCALE_RESULT", ROOT / "bench/results/s
 AUTH = "Bearer mem0_dev_key_123456789"
 ADMIN = "Bearer mem0_admin_key_111222333"
 RESULTS = ROOT / "bench/results"  # the last run's profiles, for `python bench/cpu_budget.py` (not committed)
-TOPICS = ["cooking", "travel", "music", "software", "gardening", "finance", "sports", "movies", "books", "health"]
 PY_SPY = Path(sys.executable).parent / "py-spy"
 RATE = 200  # py-spy samples per second
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def load_average() -> float:
@@ -263,22 +258,6 @@ def profile(server: Server, seconds: float, clients: int) -> dict[str, Any]:
             (embedding_after - embedding_before) * 1000 / searches, 2
         )
     return result
-
-
-async def limiter_overhead(storage_uri: str) -> dict[str, float]:
-    """The rate limiter's added latency per request (its `check`), without the HTTP around it."""
-    from memory_service.services.ratelimit import RateLimiter
-    from memory_service.settings import Settings
-
-    limiter = RateLimiter(
-        Settings(rate_limit_storage_uri=storage_uri, rate_limit_per_minute=10**9, rate_limit_burst=10**9)
-    )
-    samples = []
-    for i in range(2000):
-        started = time.perf_counter()
-        await limiter.check(f"bench-key-{i % 50}", "key")
-        samples.append((time.perf_counter() - started) * 1000)
-    return summary(samples[100:])  # without the first connection's set-up
 
 
 def main() -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -24,21 +23,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import summary  # noqa: E402
 from tests.support.server import ADMIN_KEY, ServiceProcess, new_tenant_key  # noqa: E402
 from tests.support.webhooks import Receiver  # noqa: E402
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 ENV = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # the receiver is on loopback
-
-
-def summary(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-        "n": len(ordered),
-    }
 
 
 def measure(url: str, samples: int = SAMPLES) -> dict[str, Any]:
