@@ -321,23 +321,10 @@ class UpdateRequest(_Strict):
         return _check_metadata(value)
 
 
-class BatchUpdateItem(_Strict):
-    """Text, metadata or both (400 when neither is given)."""
+class BatchUpdateItem(UpdateRequest):
+    """One update of a batch: a memory, and its text, metadata or both (400 when neither is given)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_given("text", "metadata"))
     memory_id: str = Field(description="A memory of this tenant (404 otherwise)")
-    text: str | None = Field(
-        None,
-        min_length=1,
-        description="At most MAX_MEMORY_SIZE bytes (413 above)",
-        json_schema_extra={"pattern": NO_NUL_PATTERN},
-    )
-    metadata: dict[str, Any] | None = Field(None, description=METADATA_DESCRIPTION, json_schema_extra=METADATA_SCHEMA)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _check_metadata(value)
 
 
 class BatchDeleteItem(_Strict):
