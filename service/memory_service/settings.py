@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     embedder_max_batch: int = Field(32, ge=1, le=256)
     embedder_max_wait_ms: float = Field(0.0, ge=0, le=50)
     embedding_cache_size: int = Field(10_000, ge=0, le=10_000_000)
+    # A Redis URL shares the embedding cache between workers and hosts (production: the rate
+    # limiter's Redis); its entries expire after EMBEDDING_CACHE_TTL seconds (providers/cache.py).
+    embedding_cache_redis_url: str = ""
+    embedding_cache_ttl: int = Field(86_400, ge=60, le=30 * 86_400)
 
     # Supervision of the embedded Postgres: restarted when it dies; the service exits (for its
     # process manager to restart it) when it cannot be restarted within this many seconds.
@@ -183,6 +187,13 @@ class Settings(BaseSettings):
             return None
         if not re.fullmatch(r"https?://[^\s\"'<>]+", value):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("embedding_cache_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(rediss?|unix)://\S+", value):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (or empty: no shared cache)")
         return value
 
     @field_validator("collection_name")

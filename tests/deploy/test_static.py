@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from memory_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -166,6 +167,8 @@ def test_compose_api_environment(compose_config: dict[str, Any]) -> None:
     env = compose_config["services"]["api"]["environment"]
     assert env["APP_ENV"] == "production"
     assert env["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert env["EMBEDDING_CACHE_REDIS_URL"] == "redis://redis:6379/1"
+    Settings(_env_file=None, embedding_cache_redis_url=env["EMBEDDING_CACHE_REDIS_URL"])  # a URL it accepts
     assert env["NEO4J_URI"] == "bolt://neo4j:7687"
     assert env["OLLAMA_BASE_URL"] == "http://ollama:11434"
     assert compose_config["services"]["api"]["command"][:2] == ["serve", "--host"]

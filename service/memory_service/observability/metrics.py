@@ -71,7 +71,11 @@ EMBEDDING_BATCH_SIZE = Histogram(
 EMBEDDING_CPU = Counter(
     "memory_embedding_cpu_seconds", "CPU time of the in-process model's runs (the running thread's)"
 )
-EMBEDDING_CACHE = Counter("memory_embedding_cache_total", "Embedding cache lookups by result", ["result"])
+EMBEDDING_CACHE = Counter(
+    "memory_embedding_cache_total",
+    "Embedding cache lookups by result (hit: this process; shared_hit: Redis; shared_error: Redis failed)",
+    ["result"],
+)
 VECTOR_DURATION = Histogram(
     "memory_vector_query_duration_seconds",
     "Time of one vector-store call",
@@ -194,7 +198,7 @@ def initialise_label_sets() -> None:
     for decision in ("allowed", "refused", "fail_open", "fail_closed"):
         for scope in ("key", "address"):
             RATELIMIT_DECISIONS.labels(decision, scope)
-    for result in ("hit", "miss"):
+    for result in ("hit", "shared_hit", "miss", "shared_error"):
         EMBEDDING_CACHE.labels(result)
     for reason in ("missing", "invalid", "forbidden"):
         AUTH_FAILURES.labels(reason)

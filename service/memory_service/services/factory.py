@@ -16,7 +16,7 @@ from mem0.configs.base import MemoryConfig
 from memory_service.domain.entities.extractor import make_extractor
 from memory_service.domain.memories.engine import MemoryEngine
 from memory_service.errors import StartupError
-from memory_service.providers.cache import CachedEmbedder
+from memory_service.providers.cache import CachedEmbedder, SharedTier
 from memory_service.providers.embedding import TimedEmbedder
 from memory_service.providers.onnx import OnnxMiniLMEmbedder
 from memory_service.settings import Settings
@@ -50,11 +50,15 @@ def embedder_concurrency(settings: Settings) -> int:
 
 def build_embedder(settings: Settings) -> TimedEmbedder | CachedEmbedder:
     """The configured embedder, checked (pinned files, the dimension it really produces), behind
-    the embedding cache unless EMBEDDING_CACHE_SIZE=0."""
+    the embedding cache unless EMBEDDING_CACHE_SIZE=0 (with its Redis tier when
+    EMBEDDING_CACHE_REDIS_URL is set)."""
     embedder = _model(settings)
     if settings.embedding_cache_size == 0:
         return embedder
-    return CachedEmbedder(embedder, embedder.provider, settings.embedding_cache_size)
+    shared = None
+    if settings.embedding_cache_redis_url:
+        shared = SharedTier(settings.embedding_cache_redis_url, settings.embedding_cache_ttl, embedder.dims)
+    return CachedEmbedder(embedder, embedder.provider, settings.embedding_cache_size, shared=shared)
 
 
 def _model(settings: Settings) -> TimedEmbedder:
