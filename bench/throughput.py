@@ -5,8 +5,9 @@ the machine and on what else runs on it: the load average is recorded before and
 
 - the corpus of issue 20: 10 users x 500 memories (all-MiniLM-L6-v2 int8, top_k 5, threshold 0);
 - three servers on the same embedded Postgres and the same rows: the service with one worker
-  (uvicorn), the service with two workers (gunicorn, rate limits in a real redis-server), and a
-  server built the way mem0's own REST server is (bench/mem0_server_baseline.py);
+  (uvicorn), the service with two workers (gunicorn, rate limits and the shared embedding cache in
+  a real redis-server, as production runs it), and a server built the way mem0's own REST server
+  is (bench/mem0_server_baseline.py);
 - searches with unique query texts (every request misses every cache) at 1, 8 and 32 concurrent
   keep-alive clients (bench/loadgen.py): searches/s, p50/p95/p99, short results (fewer than 5
   returned although every user has 500), each window interleaved across the servers so a change in
@@ -294,7 +295,13 @@ def main() -> int:
             conninfo = embedded_conninfo(one.data_dir)
             parts = dict(item.split("=", 1) for item in conninfo.split())
             uri = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"
-            two_env = {**env, "DATABASE_URL": uri, "RATE_LIMIT_STORAGE_URI": redis.url}
+            # As production runs it: rate limits and the shared embedding cache in Redis.
+            two_env = {
+                **env,
+                "DATABASE_URL": uri,
+                "RATE_LIMIT_STORAGE_URI": redis.url,
+                "EMBEDDING_CACHE_REDIS_URL": redis.url.removesuffix("/0") + "/1",
+            }
             two = ServiceProcess(data / "two", two_env, workers=2).start(timeout=300)
             processes.append(two)
             log("starting the mem0-server-pattern baseline (as mem0 ships: no iterative scan)")
