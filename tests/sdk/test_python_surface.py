@@ -9,17 +9,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 
+import mem0_client
 import pytest
-from mem0_client import (
-    AdminAPI,
-    AsyncAdminAPI,
-    AsyncMemoryClient,
-    AsyncWebhooksAPI,
-    MemoryClient,
-    WebhooksAPI,
-)
+from mem0_client import AdminAPI, AsyncMemoryClient, MemoryClient, WebhooksAPI
 
-PAIRS = [(MemoryClient, AsyncMemoryClient), (AdminAPI, AsyncAdminAPI), (WebhooksAPI, AsyncWebhooksAPI)]
+# Each blocking class and its twin, exported as Async<name>.
+PAIRS = [(cls, getattr(mem0_client, f"Async{cls.__name__}")) for cls in (MemoryClient, AdminAPI, WebhooksAPI)]
 # Where the twins differ on purpose: context-manager protocol and the names of the close calls.
 SYNC_ONLY = {"__enter__", "__exit__"}
 ASYNC_ONLY = {"__aenter__", "__aexit__"}
