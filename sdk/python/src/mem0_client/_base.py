@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -37,6 +37,7 @@ from mem0_client.models import (
     Deleted,
     Delivery,
     DeliveryPage,
+    DeliveryState,
     EntityList,
     EntityMemories,
     Erased,
@@ -51,6 +52,8 @@ from mem0_client.models import (
     Status,
     UserStats,
     Webhook,
+    WebhookEventType,
+    WebhookFormat,
 )
 
 T = TypeVar("T")
@@ -69,6 +72,8 @@ Message = Mapping[str, Any]
 Messages = str | Message | Sequence[Message]
 QueryValue = str | int | float | bool
 Params = list[tuple[str, str | int | float | bool | None]]
+MetadataFilter = Mapping[str, QueryValue | Sequence[QueryValue]]
+Role = Literal["user", "admin"]
 
 
 @dataclass(frozen=True)
@@ -140,30 +145,30 @@ def normalise_messages(messages: Messages) -> list[dict[str, Any]]:
     return [dict(m) for m in messages]
 
 
-def add_body(
+def add_call(
     messages: Messages,
-    user_id: str | None,
-    agent_id: str | None,
-    run_id: str | None,
-    metadata: Mapping[str, Any] | None,
-    infer: bool | None,
-) -> dict[str, Any]:
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    infer: bool | None = None,
+    async_mode: bool = False,
+    idempotency_key: str | None = None,
+) -> Call[AddResult] | Call[JobAccepted]:
+    """Store memories from messages (a string, one message or a list). With `async_mode=True`
+    the service queues the add and this returns the job to poll (`job`, `wait_for_job`)."""
     body: dict[str, Any] = {"messages": normalise_messages(messages)}
     for name, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id), ("infer", infer)):
         if value is not None:
             body[name] = value
     if metadata is not None:
         body["metadata"] = dict(metadata)
-    return body
-
-
-def add_call(body: dict[str, Any], idempotency_key: str | None) -> Call[AddResult]:
-    return Call("POST", "/v1/memories", _model(AddResult), json=body, idempotency_key=idempotency_key or new_key())
-
-
-def add_async_call(body: dict[str, Any], idempotency_key: str | None) -> Call[JobAccepted]:
+    # One key for every attempt of this call, so a retried add never stores twice.
     key = idempotency_key or new_key()
-    return Call("POST", "/v1/memories", _model(JobAccepted), [("async", "true")], body, key)
+    if async_mode:
+        return Call("POST", "/v1/memories", _model(JobAccepted), [("async", "true")], body, key)
+    return Call("POST", "/v1/memories", _model(AddResult), json=body, idempotency_key=key)
 
 
 def new_key() -> str:
@@ -172,16 +177,19 @@ def new_key() -> str:
 
 def search_call(
     query: str,
-    user_id: str | None,
-    agent_id: str | None,
-    run_id: str | None,
-    limit: int | None,
-    threshold: float | None,
-    filters: Mapping[str, Any] | None,
-    metadata: Mapping[str, QueryValue | Sequence[QueryValue]] | None,
-    graph_boost: bool | None,
-    include_embedding: bool | None,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    limit: int | None = None,
+    threshold: float | None = None,
+    filters: Mapping[str, Any] | None = None,
+    metadata: MetadataFilter | None = None,
+    graph_boost: bool | None = None,
+    include_embedding: bool | None = None,
 ) -> Call[SearchResult]:
+    """Memories ranked by relevance. `filters`: mem0's operator syntax
+    (`{"priority": {"gte": 3}}`); `metadata`: equality, a list meaning any of."""
     params = _params(
         query=query,
         user_id=user_id,
@@ -203,19 +211,28 @@ def _flag(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
 
 
-def get_call(memory_id: str, include_embedding: bool | None) -> Call[Memory]:
+def get_call(memory_id: str, *, include_embedding: bool | None = None) -> Call[Memory]:
     params = _params(include_embedding=_flag(include_embedding))
     return Call("GET", f"/v1/memories/{segment(memory_id)}", _model(Memory), params)
 
 
 def page_call(
-    user_id: str, limit: int | None, cursor: str | None, agent_id: str | None, run_id: str | None
+    user_id: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
 ) -> Call[MemoryPage]:
+    """One page of a user's memories, newest first; pass `next_cursor` back as `cursor`."""
     params = _params(limit=limit, cursor=cursor, agent_id=agent_id, run_id=run_id)
     return Call("GET", f"/v1/memories/user/{segment(user_id)}", _model(MemoryPage), params)
 
 
-def update_call(memory_id: str, content: str | None, metadata: Mapping[str, Any] | None) -> Call[Memory]:
+def update_call(
+    memory_id: str, content: str | None = None, *, metadata: Mapping[str, Any] | None = None
+) -> Call[Memory]:
+    """New content (re-embedded) and/or metadata (keys given replace theirs, others stay)."""
     if content is None and metadata is None:
         raise ValueError("update needs content, metadata or both")
     body: dict[str, Any] = {}
@@ -231,6 +248,7 @@ def delete_call(memory_id: str) -> Call[Deleted]:
 
 
 def delete_all_call(user_id: str) -> Call[Erased]:
+    """Erase every memory of a user, their history and message log."""
     return Call("DELETE", f"/v1/memories/user/{segment(user_id)}", _model(Erased))
 
 
@@ -242,11 +260,11 @@ def user_stats_call(user_id: str) -> Call[UserStats]:
     return Call("GET", f"/v1/users/{segment(user_id)}/stats", _model(UserStats))
 
 
-def entities_call(user_id: str, limit: int | None) -> Call[EntityList]:
+def entities_call(user_id: str, *, limit: int | None = None) -> Call[EntityList]:
     return Call("GET", f"/v1/users/{segment(user_id)}/entities", _model(EntityList), _params(limit=limit))
 
 
-def entity_memories_call(user_id: str, name: str, limit: int | None) -> Call[EntityMemories]:
+def entity_memories_call(user_id: str, name: str, *, limit: int | None = None) -> Call[EntityMemories]:
     path = f"/v1/users/{segment(user_id)}/entities/{segment(name)}/memories"
     return Call("GET", path, _model(EntityMemories), _params(limit=limit))
 
@@ -263,11 +281,18 @@ def status_call() -> Call[Status]:
     return Call("GET", "/v1/status", _model(Status))
 
 
+# -- admin -----------------------------------------------------------------------------------------
+
+
 def metrics_call() -> Call[str]:
+    """The Prometheus exposition text."""
     return Call("GET", "/v1/metrics", str, text=True)
 
 
-def create_key_call(tenant: str, role: str, name: str | None, rate_limit: int | None) -> Call[CreatedKey]:
+def create_key_call(
+    tenant: str, *, role: Role = "user", name: str | None = None, rate_limit: int | None = None
+) -> Call[CreatedKey]:
+    """A new key; `key` in the result is its secret, shown only this once."""
     body: dict[str, Any] = {"tenant": tenant, "role": role}
     if name is not None:
         body["name"] = name
@@ -276,7 +301,7 @@ def create_key_call(tenant: str, role: str, name: str | None, rate_limit: int | 
     return Call("POST", "/v1/admin/keys", _model(CreatedKey), json=body)
 
 
-def list_keys_call(tenant: str | None, include_revoked: bool | None) -> Call[list[ApiKey]]:
+def list_keys_call(*, tenant: str | None = None, include_revoked: bool | None = None) -> Call[list[ApiKey]]:
     params = _params(tenant=tenant, include_revoked=_flag(include_revoked))
     return Call("GET", "/v1/admin/keys", _list_of(ApiKey, "keys"), params)
 
@@ -294,11 +319,15 @@ def _webhook_path(webhook_id: str, *rest: str) -> str:
 
 def create_webhook_call(
     url: str,
-    event_types: Sequence[str] | None,
-    description: str | None,
-    enabled: bool | None,
-    format: str | None,
+    *,
+    event_types: Sequence[WebhookEventType] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+    format: WebhookFormat | None = None,
 ) -> Call[CreatedWebhook]:
+    """A new webhook (every event type unless `event_types` says otherwise). `secret` in the
+    result signs its deliveries and is shown only this once: store it now. Not resent after
+    a connection failure (`APIConnectionError`; the service may have made it): check `list()`."""
     body: dict[str, Any] = {"url": url}
     if event_types is not None:
         body["event_types"] = list(event_types)
@@ -319,13 +348,15 @@ def get_webhook_call(webhook_id: str) -> Call[Webhook]:
 
 def update_webhook_call(
     webhook_id: str,
-    url: str | None,
-    event_types: Sequence[str] | None,
-    description: str | None,
-    clear_description: bool,
-    enabled: bool | None,
-    format: str | None,
+    *,
+    url: str | None = None,
+    event_types: Sequence[WebhookEventType] | None = None,
+    description: str | None = None,
+    clear_description: bool = False,
+    enabled: bool | None = None,
+    format: WebhookFormat | None = None,
 ) -> Call[Webhook]:
+    """Change what is given, keep the rest; `clear_description=True` removes the description."""
     if clear_description and description is not None:
         raise ValueError("pass description or clear_description, not both")
     body: dict[str, Any] = {}
@@ -342,36 +373,41 @@ def update_webhook_call(
 
 
 def delete_webhook_call(webhook_id: str) -> Call[Deleted]:
+    """Delete it; deliveries still waiting for it are dropped."""
     return Call("DELETE", _webhook_path(webhook_id), _model(Deleted))
 
 
-def rotate_secret_call(webhook_id: str, overlap_seconds: float | None) -> Call[RotatedSecret]:
+def rotate_secret_call(webhook_id: str, *, overlap_seconds: float | None = None) -> Call[RotatedSecret]:
+    """A new secret (shown only this once). For `overlap_seconds` (default: the service's
+    WEBHOOK_SECRET_OVERLAP_SECONDS) deliveries carry signatures by both, so receivers can
+    switch without losing any. Not resent after a connection failure: a second rotation
+    would replace the secret this call never returned."""
     body = None if overlap_seconds is None else {"overlap_seconds": overlap_seconds}
-    # Not resent after a dropped connection: a second rotation would replace the secret the
-    # caller never saw and end the overlap of the one receivers still use.
     path = _webhook_path(webhook_id, "rotate-secret")
     return Call("POST", path, _model(RotatedSecret), json=body, resend_after_drop=False)
 
 
 def send_test_call(webhook_id: str) -> Call[Delivery]:
+    """Queue a `webhook.test` event to this webhook; the returned delivery shows the outcome
+    once a worker has sent it (`deliveries`)."""
     return Call("POST", _webhook_path(webhook_id, "test"), _model(Delivery))
 
 
-def deliveries_call(webhook_id: str, limit: int | None, cursor: str | None, state: str | None) -> Call[DeliveryPage]:
+def deliveries_call(
+    webhook_id: str, *, limit: int | None = None, cursor: str | None = None, state: DeliveryState | None = None
+) -> Call[DeliveryPage]:
+    """One page of the webhook's deliveries, newest first; pass `next_cursor` back as `cursor`."""
     params = _params(limit=limit, cursor=cursor, state=state)
     return Call("GET", _webhook_path(webhook_id, "deliveries"), _model(DeliveryPage), params)
 
 
 def redeliver_call(webhook_id: str, delivery_id: str) -> Call[Delivery]:
+    """Send a delivery again now, whatever its state, with the same event id."""
     path = _webhook_path(webhook_id, "deliveries", segment(delivery_id), "redeliver")
     return Call("POST", path, _model(Delivery))
 
 
 # -- responses and retries -------------------------------------------------------------------------
-
-
-def request_headers(call: Call[Any]) -> dict[str, str]:
-    return {"Idempotency-Key": call.idempotency_key} if call.idempotency_key else {}
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -450,3 +486,44 @@ def decide_retry(error: Mem0Error, attempt: int, options: Options, call: Call[An
     if error.retry_after is not None and error.retry_after > options.max_retry_wait:
         return None  # the service asks for longer than the caller allows: give the error back now
     return retry_delay(attempt, error.retry_after)
+
+
+class Attempts:
+    """The retry loop of one call without its I/O, so the sync and async clients share it: they
+    send `request`, parse the response, and on a failure sleep for `wait_after(exc)`."""
+
+    def __init__(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        url: str,
+        headers: Mapping[str, str],
+        call: Call[Any],
+        options: Options,
+    ) -> None:
+        self.call, self.options, self.attempt = call, options, 0
+        self._http, self._url, self._headers = http, url, dict(headers)
+        if call.idempotency_key:  # the same key on every attempt: a retried add stores once
+            self._headers["Idempotency-Key"] = call.idempotency_key
+
+    def request(self) -> httpx.Request:
+        """The request of the next attempt (built anew each time, as `httpx.Client.request` does)."""
+        call = self.call
+        return self._http.build_request(
+            call.method,
+            self._url + call.path,
+            params=call.params,
+            json=call.json,
+            headers=self._headers,
+            timeout=self.options.timeout,
+        )
+
+    def wait_after(self, exc: httpx.HTTPError | Mem0Error) -> float:
+        """Seconds to wait before the next attempt; raises the error when it is final."""
+        error = transport_error(self.call, exc) if isinstance(exc, httpx.HTTPError) else exc
+        delay = decide_retry(error, self.attempt, self.options, self.call)
+        if delay is None:
+            if error is exc:
+                raise error
+            raise error from exc
+        self.attempt += 1
+        return delay
