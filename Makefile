@@ -78,7 +78,11 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 	$(BIN)/python scripts/postman.py
 
 .PHONY: bench
-bench: install ## Benchmarks (JSON on stdout): add/search latency at 1k and 10k memories, webhook cost of an add, search through MCP beside REST, limiter overhead
+bench: install ## Every benchmark in one run, one JSON on stdout (bench/all.py): scale, throughput, latency; BENCH_ONLY picks parts
+	@$(BIN)/python bench/all.py
+
+.PHONY: bench-latency
+bench-latency: install ## Add/search latency at 1k and 10k memories, webhook cost of an add, search through MCP beside REST, limiter overhead (JSON on stdout)
 	@$(BIN)/python bench/run.py
 
 .PHONY: bench-platform
