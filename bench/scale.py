@@ -89,6 +89,7 @@ QUERIES = int(os.environ.get("BENCH_SCALE_QUERIES", "200"))
 CROSSOVER = [int(s) for s in os.environ.get("BENCH_SCALE_CROSSOVER", "5000,10000,20000,50000").split(",") if s]
 CROSSOVER_QUERIES = int(os.environ.get("BENCH_SCALE_CROSSOVER_QUERIES", "60"))
 DEADLINE = os.environ.get("BENCH_SCALE_DEADLINE", "")
+HNSW = os.environ.get("BENCH_SCALE_HNSW", "on") != "off"  # off: the exact path only (a quick crossover run)
 PER_USER = 1000
 BASE_TEXTS = int(os.environ.get("BENCH_SCALE_BASE_TEXTS", "4000"))
 NOISE = 0.6  # norm of the noise added to a sentence's unit vector: cosine to it about 1/sqrt(1 + 0.36)
@@ -392,7 +393,7 @@ def deadline_seconds() -> float:
     return (now.replace(hour=hour, minute=minute, second=0, microsecond=0) - now).total_seconds()
 
 
-def crossover(conn: psycopg.Connection[Any], embedder: OnnxMiniLMEmbedder) -> dict[str, Any]:
+def crossover(conn: psycopg.Connection[Any], embedder: OnnxMiniLMEmbedder, with_index: bool) -> dict[str, Any]:
     """The large users (loaded with the last step, spread over its rows): exact path against the index."""
     out: dict[str, Any] = {}
     texts = [query_text(i, "crossover") for i in range(CROSSOVER_QUERIES)]
@@ -401,12 +402,10 @@ def crossover(conn: psycopg.Connection[Any], embedder: OnnxMiniLMEmbedder) -> di
         if deadline_seconds() < 60:
             out[f"user_{size}"] = "not measured: the deadline"
             continue
-        measured, _ = measure_paths(conn, [(user_key(f"large-{size}"), v) for v in vectors], with_index=True)
+        measured, _ = measure_paths(conn, [(user_key(f"large-{size}"), v) for v in vectors], with_index)
         out[f"user_{size}"] = measured
-        log(
-            f"  user of {size}: exact p50 {measured['exact']['p50_ms']} ms,"
-            f" hnsw(100) p50 {measured['hnsw_ef_search_100']['p50_ms']} ms"
-        )
+        index = measured.get("hnsw_ef_search_100", {}).get("p50_ms", "not measured")
+        log(f"  user of {size}: exact p50 {measured['exact']['p50_ms']} ms, hnsw(100) p50 {index} ms")
     conn.execute("SELECT set_config('hnsw.ef_search', '100', false)")
     return out
 
@@ -521,7 +520,7 @@ def main() -> int:
                     builds[name] = round(time.monotonic() - t0, 1)
                 rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]  # type: ignore[index]
                 estimate = last_build[1] * (rows / last_build[0]) * 1.3 if last_build else 0.0
-                with_index = estimate + 300 < deadline_seconds()
+                with_index = HNSW and estimate + 300 < deadline_seconds()
                 if with_index:
                     log(f"step {size}: building the HNSW index (estimate {estimate:.0f} s)")
                     t0 = time.monotonic()
@@ -530,7 +529,9 @@ def main() -> int:
                     last_build = (rows, builds[hnsw_name])
                 else:
                     builds[hnsw_name] = (
-                        f"not built: extrapolated {estimate:.0f} s from the previous build would pass the deadline "
+                        "not built: BENCH_SCALE_HNSW=off"
+                        if not HNSW
+                        else f"not built: extrapolated {estimate:.0f} s from the previous build passes the deadline "
                         f"{DEADLINE} UTC; the exact path (users of {PER_USER}) does not use it"
                     )
                 step["index_build_seconds"] = builds
@@ -551,11 +552,9 @@ def main() -> int:
                 step["load_average_end"] = load_average()
                 results["steps"].append(step)
                 if position == len(SIZES) - 1 and CROSSOVER:
-                    if with_index:
-                        log(f"crossover: users of {CROSSOVER} memories in the {size}-memory table")
-                        results["crossover"] = {"table_rows": step["size"]["rows"], **crossover(conn, embedder)}
-                    else:
-                        results["crossover"] = "not measured: the last step has no HNSW index (the deadline)"
+                    log(f"crossover: users of {CROSSOVER} memories in the {size}-memory table")
+                    results["crossover"] = {"table_rows": step["size"]["rows"], "hnsw_index": with_index}
+                    results["crossover"] |= crossover(conn, embedder, with_index)
             conn.close()
         finally:
             service.stop()
@@ -601,6 +600,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             for k, v in cross.items()
             if k.startswith("user_")
             and isinstance(v, dict)
+            and "hnsw_ef_search_100" in v
             and v["hnsw_ef_search_100"]["p50_ms"] < v["exact"]["p50_ms"]
         ]
         out["crossover_index_faster_from_user_rows"] = min(faster) if faster else "not within the sizes measured"
