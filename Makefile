@@ -93,6 +93,10 @@ bench-platform: install ## Only the mem0 Platform dialect's search and add besid
 bench-throughput: install ## Issue 20 (JSON on stdout): searches/s, p50/p95/p99 at 1/8/32 clients (1 and 2 workers, mem0 pattern), adds/s, hit path, CPU per search
 	@$(BIN)/python bench/throughput.py
 
+.PHONY: bench-scale
+bench-scale: install ## Issue 20 (JSON on stdout): bulk-load 10k/100k/1M memories; search p50/p95, recall@5 against an exact scan, index sizes, the exact/HNSW crossover
+	@$(BIN)/python bench/scale.py
+
 .PHONY: bench-extractor
 bench-extractor: install ## Entity extraction time against input length, capped and uncapped (JSON on stdout)
 	@$(BIN)/python bench/extractor.py
