@@ -7,7 +7,7 @@ pattern, adds/s, CPU per search, the hit path) reading that scale result, and th
 (bench/run.py: add/search latency at 1k and 10k memories, the Platform dialect, MCP, webhooks,
 the limiter). Each runs as its own process, one after the other, so none measures while another
 loads the machine; their progress goes to stderr. The scale result is also kept as
-bench/results/scale-<date>.json (what `make bench-throughput` reads on its own).
+bench/results/scale-<date>-<HHMM>.json (what `make bench-throughput` reads on its own).
 
 BENCH_ONLY (e.g. `throughput,latency`) runs a subset.
 """
@@ -53,7 +53,7 @@ def main() -> int:
         results["scale"] = run("scale", env)
         if "failed" not in results["scale"]:
             RESULTS.mkdir(parents=True, exist_ok=True)
-            kept = RESULTS / f"scale-{time.strftime('%Y-%m-%d', time.gmtime())}.json"
+            kept = RESULTS / f"scale-{time.strftime('%Y-%m-%d-%H%M', time.gmtime())}.json"
             kept.write_text(json.dumps(results["scale"], indent=1) + "\n")
             env["BENCH_SCALE_RESULT"] = str(kept)
     for part in ("throughput", "latency"):
