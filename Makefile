@@ -97,6 +97,10 @@ bench-throughput: install ## Issue 20 (JSON on stdout): searches/s, p50/p95/p99 
 bench-scale: install ## Issue 20 (JSON on stdout): bulk-load 10k/100k/1M memories; search p50/p95, recall@5 against an exact scan, index sizes, the exact/HNSW crossover
 	@$(BIN)/python bench/scale.py
 
+.PHONY: bench-batch-wait
+bench-batch-wait: install ## Issue 20 (JSON on stdout): EMBEDDER_MAX_WAIT_MS 0/2/5 side by side, two workers, 32 clients, interleaved
+	@$(BIN)/python bench/batch_wait.py
+
 .PHONY: bench-extractor
 bench-extractor: install ## Entity extraction time against input length, capped and uncapped (JSON on stdout)
 	@$(BIN)/python bench/extractor.py
