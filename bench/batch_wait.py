@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import log  # noqa: E402
+from bench.common import LOAD_ENV, log, postgres_uri  # noqa: E402
 from bench.throughput import AUTH, Server, embedding_cpu_seconds, load_average, median_of, seed_service, window  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo  # noqa: E402
@@ -34,13 +34,7 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 
 def main() -> int:
     results: dict[str, Any] = {"load_average_1m_before": load_average(), "clients": CLIENTS, "waits_ms": WAITS}
-    env = {
-        "RATE_LIMIT_PER_MINUTE": "1000000000",
-        "RATE_LIMIT_BURST": "1000000000",
-        "LOG_LEVEL": "WARNING",
-        "REQUEST_TIMEOUT": "120",
-        "KEY_CONCURRENCY_WAIT": "60",
-    }
+    env = LOAD_ENV
     with tempfile.TemporaryDirectory(prefix="bench-wait-") as tmp:
         data = Path(tmp)
         redis = RedisServer(data / "redis").start()
@@ -49,8 +43,7 @@ def main() -> int:
         try:
             log("seeding")
             seed_service(seeder.url)
-            parts = dict(item.split("=", 1) for item in embedded_conninfo(seeder.data_dir).split())
-            uri = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"
+            uri = postgres_uri(embedded_conninfo(seeder.data_dir))
             servers = []
             for i, wait in enumerate(WAITS):
                 service_env = {

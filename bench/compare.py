@@ -25,7 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import AUTH, Server, log, median_of, profile, seed_service, window  # noqa: E402
+from bench.common import log, postgres_uri  # noqa: E402
+from bench.throughput import AUTH, Server, median_of, profile, seed_service, window  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo  # noqa: E402
 
@@ -71,8 +72,7 @@ def main(revisions: list[str]) -> int:
         try:
             log("seeding")
             seed_service(owner.url)
-            parts = dict(item.split("=", 1) for item in embedded_conninfo(owner.data_dir).split())
-            uri = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"
+            uri = postgres_uri(embedded_conninfo(owner.data_dir))
             servers = []
             for sha, code in exported:
                 revision_env = {**env, "PYTHONPATH": str(code), "DATABASE_URL": uri}

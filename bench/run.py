@@ -43,7 +43,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import QUERIES, TOPICS, limiter_overhead, log, summary  # noqa: E402
+from bench.common import QUERIES, TOPICS, limiter_overhead, log, postgres_uri, summary  # noqa: E402
 from bench.mcp_search import measure as measure_mcp_search  # noqa: E402
 from bench.webhooks import ENV as WEBHOOK_ENV  # noqa: E402
 from bench.webhooks import measure as measure_webhooks  # noqa: E402
@@ -316,7 +316,7 @@ def main() -> int:
         try:
             log("seeding 1,000 memories")
             seed(service.url, headers, 1000)
-            uri = _uri(embedded_conninfo(service.data_dir))
+            uri = postgres_uri(embedded_conninfo(service.data_dir))
             shipped, shipped_url = start_baseline(data, uri, "mem0_server_pattern")
             fixed, fixed_url = start_baseline(data, uri + ITERATIVE_SCAN, "mem0_server_pattern_iterative_scan")
             try:
@@ -374,11 +374,6 @@ def main() -> int:
         }
     print(json.dumps(results, indent=2))
     return 0
-
-
-def _uri(conninfo: str) -> str:
-    parts = dict(item.split("=", 1) for item in conninfo.split())
-    return f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ from memory_service.storage import adapters  # noqa: E402
 from memory_service.storage.adapters import PgVector  # noqa: E402
 from memory_service.storage.filters import compile_filter  # noqa: E402
 
+from bench.common import LOAD_ENV, log  # noqa: E402
 from bench.loadgen import TOPICS, WORDS, query_text  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo  # noqa: E402
 
@@ -129,10 +130,6 @@ THINGS = {
     "health": ["the dentist appointment", "allergy pills", "a sleep tracker", "the blood test", "vitamin D"],
 }
 WHEN = ["this morning", "last weekend", "for the holiday", "before the meeting", "next month", "every evening"]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def load_average() -> list[float]:
@@ -449,14 +446,7 @@ def main() -> int:
     log(f"embedded {BASE_TEXTS} base texts in {corpus.embed_seconds} s")
     base = Path(os.environ["BENCH_SCALE_DIR"]) if os.environ.get("BENCH_SCALE_DIR") else None
     with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=base) as tmp:
-        env = {
-            "RATE_LIMIT_PER_MINUTE": "1000000000",
-            "RATE_LIMIT_BURST": "1000000000",
-            "LOG_LEVEL": "WARNING",
-            "REQUEST_TIMEOUT": "120",
-            "KEY_CONCURRENCY_WAIT": "60",
-        }
-        service = ServiceProcess(Path(tmp) / "service", env).start(timeout=300)
+        service = ServiceProcess(Path(tmp) / "service", LOAD_ENV).start(timeout=300)
         try:
             with service.client() as client:
                 response = client.post(

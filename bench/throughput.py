@@ -47,7 +47,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import TOPICS, limiter_overhead, log  # noqa: E402
+from bench.common import LOAD_ENV, TOPICS, limiter_overhead, log, postgres_uri  # noqa: E402
 from bench.cpu_budget import WAITING_CATEGORY, budget, parse  # noqa: E402
 from bench.webhooks import ENV as WEBHOOK_ENV  # noqa: E402
 from bench.webhooks import measure as measure_webhooks  # noqa: E402
@@ -280,13 +280,7 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         data = Path(tmp)
-        env = {"RATE_LIMIT_PER_MINUTE": "1000000000", "RATE_LIMIT_BURST": "1000000000", "LOG_LEVEL": "WARNING"}
-        env["REQUEST_TIMEOUT"] = "120"
-        # All clients share one key: per-key admission would turn the queue of an overloaded
-        # machine into 429s after KEY_CONCURRENCY_WAIT (the 2026-11-30 run lost 38 searches so);
-        # throughput is measured here, admission is tested in tests/integration/test_bounded_work.py.
-        env["KEY_CONCURRENCY_WAIT"] = "60"
-        env |= WEBHOOK_ENV
+        env = LOAD_ENV | WEBHOOK_ENV
         redis = RedisServer(data / "redis").start()
         one = ServiceProcess(data / "one", env).start(timeout=300)
         processes: list[Any] = []
@@ -296,8 +290,7 @@ def main() -> int:
             seed_service(one.url)
             results["seed_seconds"] = round(time.monotonic() - seed_started, 1)
             conninfo = embedded_conninfo(one.data_dir)
-            parts = dict(item.split("=", 1) for item in conninfo.split())
-            uri = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"
+            uri = postgres_uri(conninfo)
             # As production runs it: rate limits and the shared embedding cache in Redis.
             two_env = {
                 **env,
