@@ -11,7 +11,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from memory_service.storage.neo4j import Neo4jGraphStore
 from neo4j import Driver, GraphDatabase
+from neo4j.exceptions import ClientError
 
 from tests.support.api import add_memory, assert_error
 from tests.support.neo4j import Neo4jInfo, neo4j_down, neo4j_up
@@ -205,6 +207,24 @@ def test_cypher_injection_changes_nothing(
     assert set(payloads) <= names
 
 
+def test_a_constraint_half_made_by_a_crash_is_repaired(neo4j: Neo4jInfo, driver: Driver) -> None:
+    """Neo4j killed while creating a constraint comes back with the constraint's index and no
+    constraint (seen in the fault suite); the projector's schema step must not fail on it for ever."""
+    driver.execute_query("DROP CONSTRAINT user_uid IF EXISTS")
+    driver.execute_query("CREATE INDEX user_uid IF NOT EXISTS FOR (u:User) ON (u.uid)")  # what recovery leaves
+    with pytest.raises(ClientError, match="IndexWithNameAlreadyExists"):  # why a plain "IF NOT EXISTS" is not enough
+        driver.execute_query("CREATE CONSTRAINT user_uid IF NOT EXISTS FOR (u:User) REQUIRE u.uid IS UNIQUE")
+    store = Neo4jGraphStore(neo4j.uri, neo4j.user, neo4j.password, timeout=5.0)
+    try:
+        store.ensure_schema()
+        store.ensure_schema()  # and again, now that everything exists
+    finally:
+        store.close()
+    constraints = _query(driver, "SHOW CONSTRAINTS YIELD name, type, ownedIndex RETURN *")
+    assert {"name": "user_uid", "type": "UNIQUENESS", "ownedIndex": "user_uid"} in constraints
+    assert {c["name"] for c in constraints} >= {"tenant_id", "user_uid", "memory_id", "entity_uid"}
+
+
 def test_delete_and_erase_remove_graph_nodes(
     tenant_client: Callable[[], tuple[str, httpx.Client]], driver: Driver
 ) -> None:
@@ -254,7 +274,16 @@ def test_neo4j_outage_loses_nothing_and_the_graph_catches_up(
         neo4j_up()
     with _fresh_driver() as fresh:  # the old driver's connections died with the server
         _eventually(lambda: _memories_in_graph(fresh, tenant) == set(ids), timeout=90, what="catch-up after restart")
-    assert client.get("/v1/users/ops/entities").json()["data"]["source"] == "neo4j"
+        co = _query(  # the backlog drains in batches: co-occurrence counts every memory of every batch
+            fresh,
+            "MATCH (a:Entity {uid: $a})-[c:CO_OCCURS]-(b:Entity {uid: $b}) RETURN c.count AS n",
+            a=f"{tenant}\x1fkubernetes",
+            b=f"{tenant}\x1fhelm",
+        )
+    assert co == [{"n": 100}]
+    entities = client.get("/v1/users/ops/entities").json()["data"]
+    assert entities["source"] == "neo4j"
+    assert {e["key"]: e["memory_count"] for e in entities["entities"]}["helm"] == 100
 
 
 def _fresh_driver() -> Driver:

@@ -54,15 +54,11 @@ class Projector:
             ).fetchall()
             if not rows:
                 return 0
-            memory_ids = sorted({str(r[2]) for r in rows if r[1] == "memory"})
-            current = self.table.fetch(memory_ids) if memory_ids else {}
-            done_memories: set[str] = set()
-            for _, op, memory_id, user_key in rows:
-                if op == "memory" and memory_id not in done_memories:
-                    self.store.sync_memory(str(memory_id), user_key, current.get(str(memory_id)))
-                    done_memories.add(str(memory_id))
-                elif op == "user":
-                    self.store.reconcile_user(user_key, self.table.ids_of_user(user_key))
+            memories = {str(memory_id): user_key for _, op, memory_id, user_key in rows if op == "memory"}
+            current = self.table.fetch(sorted(memories)) if memories else {}
+            self.store.sync_memories([(mid, user_key, current.get(mid)) for mid, user_key in sorted(memories.items())])
+            for user_key in sorted({user_key for _, op, _, user_key in rows if op == "user"}):
+                self.store.reconcile_user(user_key, self.table.ids_of_user(user_key))
             conn.execute("DELETE FROM graph_outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
         GRAPH_PROJECTIONS.labels("success").inc(len(rows))
         return len(rows)
@@ -87,19 +83,22 @@ class Projector:
     async def run(self) -> None:
         backoff = self.idle_interval
         while True:
-            done = 0
+            done, failed = 0, True
             try:
                 done = await asyncio.to_thread(self.project_batch)
-                backoff = self.idle_interval
+                backoff, failed = self.idle_interval, False
             except NEO4J_ERRORS as exc:
-                log.warning("graph projection failed (%s); retrying in %.1fs", exc.__class__.__name__, backoff)
+                reason = f"{exc.__class__.__name__}: {exc}"[:300]
+                log.warning("graph projection failed (%s); retrying in %.1fs", reason, backoff)
                 await asyncio.to_thread(self._note_failure, exc)
-                backoff = min(MAX_BACKOFF, backoff * 2)
             except ServiceUnavailable:
-                backoff = min(MAX_BACKOFF, backoff * 2)
+                pass
             except Exception:  # the projector must outlive any single bad batch
                 log.exception("graph projection failed")
+            if failed:  # back off in full: a write's wake-up must not turn an outage into a retry storm
+                await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
+                continue
             if done:
                 continue
             self._wake.clear()

@@ -30,14 +30,17 @@ log = logging.getLogger(__name__)
 UID_SEPARATOR = "\x1f"
 NEO4J_ERRORS: tuple[type[BaseException], ...] = (DriverError, Neo4jError, OSError)
 
-_SCHEMA = (
-    "CREATE CONSTRAINT tenant_id IF NOT EXISTS FOR (t:Tenant) REQUIRE t.id IS UNIQUE",
-    "CREATE CONSTRAINT user_uid IF NOT EXISTS FOR (u:User) REQUIRE u.uid IS UNIQUE",
-    "CREATE CONSTRAINT memory_id IF NOT EXISTS FOR (m:Memory) REQUIRE m.id IS UNIQUE",
-    "CREATE CONSTRAINT entity_uid IF NOT EXISTS FOR (e:Entity) REQUIRE e.uid IS UNIQUE",
-    "CREATE INDEX entity_tenant IF NOT EXISTS FOR (e:Entity) ON (e.tenant)",
-    "CREATE INDEX memory_tenant IF NOT EXISTS FOR (m:Memory) ON (m.tenant)",
-)
+# name -> the statement that makes it. Names and statements are constants, never input.
+_CONSTRAINTS = {
+    "tenant_id": "CREATE CONSTRAINT tenant_id IF NOT EXISTS FOR (t:Tenant) REQUIRE t.id IS UNIQUE",
+    "user_uid": "CREATE CONSTRAINT user_uid IF NOT EXISTS FOR (u:User) REQUIRE u.uid IS UNIQUE",
+    "memory_id": "CREATE CONSTRAINT memory_id IF NOT EXISTS FOR (m:Memory) REQUIRE m.id IS UNIQUE",
+    "entity_uid": "CREATE CONSTRAINT entity_uid IF NOT EXISTS FOR (e:Entity) REQUIRE e.uid IS UNIQUE",
+}
+_INDEXES = {
+    "entity_tenant": "CREATE INDEX entity_tenant IF NOT EXISTS FOR (e:Entity) ON (e.tenant)",
+    "memory_tenant": "CREATE INDEX memory_tenant IF NOT EXISTS FOR (m:Memory) ON (m.tenant)",
+}
 
 
 def entity_uid(tenant: str, key: str) -> str:
@@ -84,59 +87,62 @@ class Neo4jGraphStore:
         self.driver.verify_connectivity()
 
     def ensure_schema(self) -> None:
+        """Create the constraints and indexes, repairing what a crash left half-made.
+
+        Neo4j killed while creating a constraint recovers with the constraint's index but not the
+        constraint; `CREATE CONSTRAINT ... IF NOT EXISTS` then fails for ever with
+        IndexWithNameAlreadyExists, and the projector with it. Such an orphaned index, and any
+        index in the FAILED state, is dropped and made again.
+        """
         with self.driver.session() as session:
-            for statement in _SCHEMA:
-                session.run(statement).consume()
+            constraints = {r["name"] for r in session.run("SHOW CONSTRAINTS YIELD name")}
+            indexes = {
+                r["name"]: (r["state"], r["owningConstraint"])
+                for r in session.run("SHOW INDEXES YIELD name, state, owningConstraint")
+            }
+            for name, create in [*_CONSTRAINTS.items(), *_INDEXES.items()]:
+                state, owner = indexes.get(name, (None, None))
+                orphaned = name in _CONSTRAINTS and name not in constraints and state is not None and owner is None
+                if orphaned or state == "FAILED":
+                    log.warning("neo4j: index %s is %s; dropping and making it again", name, state)
+                    if name in constraints:
+                        session.run(f"DROP CONSTRAINT {name} IF EXISTS").consume()
+                    session.run(f"DROP INDEX {name} IF EXISTS").consume()
+                session.run(create).consume()
 
     # -- projection (called by the outbox projector) ---------------------------------------
 
-    def sync_memory(self, memory_id: str, user_key: str, record: MemoryRecord | None) -> None:
-        """Make the graph match the memory as Postgres has it now (None: it no longer exists)."""
-        with self.driver.session() as session:
-            session.execute_write(self._sync_memory, memory_id, user_key, record)
+    def sync_memories(self, items: list[tuple[str, str, MemoryRecord | None]]) -> None:
+        """Make the graph match these memories as Postgres has them now (None: no longer exists).
+
+        One transaction per batch, not per memory: after an outage the backlog drains at the
+        speed of a few commits, not of one commit per memory.
+        """
+        if items:
+            with self.driver.session() as session:
+                session.execute_write(self._sync_memories, items)
 
     @staticmethod
-    def _sync_memory(tx: ManagedTransaction, memory_id: str, user_key: str, record: MemoryRecord | None) -> None:
-        tenant, user_id = split_user_key(user_key)
-        old = [
-            row["uid"]
-            for row in tx.run("MATCH (:Memory {id: $id})-[:MENTIONS]->(e:Entity) RETURN e.uid AS uid", id=memory_id)
-        ]
-        if record is None:
-            tx.run("MATCH (m:Memory {id: $id}) DETACH DELETE m", id=memory_id).consume()
-            _refresh_entities(tx, old)
-            return
-        mentions = _mentions(record)
-        tx.run(
-            """
-            MERGE (t:Tenant {id: $tenant})
-            MERGE (u:User {uid: $user_key})
-              ON CREATE SET u.tenant = $tenant, u.user_id = $user_id
-            MERGE (u)-[:BELONGS_TO]->(t)
-            MERGE (m:Memory {id: $id})
-            SET m.tenant = $tenant, m.user_key = $user_key, m.created_at = $created_at
-            MERGE (u)-[:WROTE]->(m)
-            WITH m
-            OPTIONAL MATCH (m)-[old:MENTIONS]->(:Entity)
-            DELETE old
-            WITH DISTINCT m
-            UNWIND $mentions AS mention
-            MERGE (e:Entity {uid: $tenant + $sep + mention.key})
-              ON CREATE SET e.tenant = $tenant, e.key = mention.key
-            SET e.name = mention.name
-            MERGE (m)-[r:MENTIONS]->(e)
-            SET r.confidence = mention.confidence
-            """,
-            tenant=tenant,
-            user_key=user_key,
-            user_id=user_id,
-            id=memory_id,
-            created_at=record.created_at,
-            mentions=mentions,
-            sep=UID_SEPARATOR,
-        ).consume()
-        new = [entity_uid(tenant, m["key"]) for m in mentions]
-        _refresh_entities(tx, list({*old, *new}))
+    def _sync_memories(tx: ManagedTransaction, items: list[tuple[str, str, MemoryRecord | None]]) -> None:
+        old: dict[str, list[str]] = {
+            row["id"]: list(row["uids"])
+            for row in tx.run(
+                "UNWIND $ids AS id MATCH (:Memory {id: id})-[:MENTIONS]->(e:Entity) RETURN id, collect(e.uid) AS uids",
+                ids=[memory_id for memory_id, _, _ in items],
+            )
+        }
+        gone = [memory_id for memory_id, _, record in items if record is None]
+        if gone:
+            tx.run("MATCH (m:Memory) WHERE m.id IN $ids DETACH DELETE m", ids=gone).consume()
+        present = [(memory_id, user_key, record) for memory_id, user_key, record in items if record is not None]
+        new = dict(zip([memory_id for memory_id, _, _ in present], _upsert_memories(tx, present), strict=True))
+        pairs: set[tuple[str, str]] = set()
+        touched: set[str] = set()
+        for memory_id, _, _ in items:
+            uids = set(old.get(memory_id, [])) | new.get(memory_id, set())
+            touched |= uids
+            pairs |= set(combinations(sorted(uids), 2))
+        _refresh_entities(tx, sorted(touched), sorted(pairs))
 
     def reconcile_user(self, user_key: str, existing_ids: Iterable[str]) -> int:
         """Remove the user's memories that Postgres no longer has (an erasure); returns how many."""
@@ -159,10 +165,11 @@ class Neo4jGraphStore:
         )
         gone = [row["id"] for row in rows]
         touched = sorted({uid for row in rows for uid in row["entities"]})
+        pairs = {pair for row in rows for pair in combinations(sorted(set(row["entities"])), 2)}
         tx.run("MATCH (m:Memory) WHERE m.id IN $ids DETACH DELETE m", ids=gone).consume()
         if not existing:
             tx.run("MATCH (u:User {uid: $user_key}) DETACH DELETE u", user_key=user_key).consume()
-        _refresh_entities(tx, touched)
+        _refresh_entities(tx, touched, sorted(pairs))
         return len(gone)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -196,12 +203,57 @@ class Neo4jGraphStore:
         return [str(r["id"]) for r in records]
 
 
-def _refresh_entities(tx: ManagedTransaction, uids: list[str]) -> None:
-    """Recount co-occurrence among the touched entities and drop entities nothing mentions."""
+def _upsert_memories(tx: ManagedTransaction, items: list[tuple[str, str, MemoryRecord]]) -> list[set[str]]:
+    """Write the memories with their users, tenants and mentions in one query; returns, per
+    memory, the entity uids it mentions now."""
+    rows: list[dict[str, Any]] = []
+    for memory_id, user_key, record in items:
+        tenant, user_id = split_user_key(user_key)
+        rows.append(
+            {
+                "id": memory_id,
+                "tenant": tenant,
+                "user_key": user_key,
+                "user_id": user_id,
+                "created_at": record.created_at,
+                "mentions": _mentions(record),
+            }
+        )
+    tx.run(
+        """
+        UNWIND $rows AS row
+        CALL (row) {
+            MERGE (t:Tenant {id: row.tenant})
+            MERGE (u:User {uid: row.user_key})
+              ON CREATE SET u.tenant = row.tenant, u.user_id = row.user_id
+            MERGE (u)-[:BELONGS_TO]->(t)
+            MERGE (m:Memory {id: row.id})
+            SET m.tenant = row.tenant, m.user_key = row.user_key, m.created_at = row.created_at
+            MERGE (u)-[:WROTE]->(m)
+            WITH m
+            OPTIONAL MATCH (m)-[old:MENTIONS]->(:Entity)
+            DELETE old
+            WITH DISTINCT m
+            UNWIND row.mentions AS mention
+            MERGE (e:Entity {uid: row.tenant + $sep + mention.key})
+              ON CREATE SET e.tenant = row.tenant, e.key = mention.key
+            SET e.name = mention.name
+            MERGE (m)-[r:MENTIONS]->(e)
+            SET r.confidence = mention.confidence
+        }
+        """,
+        rows=rows,
+        sep=UID_SEPARATOR,
+    ).consume()
+    return [{entity_uid(row["tenant"], m["key"]) for m in row["mentions"]} for row in rows]
+
+
+def _refresh_entities(tx: ManagedTransaction, uids: list[str], pairs: list[tuple[str, str]]) -> None:
+    """Drop the touched entities nothing mentions any more, and recount co-occurrence for the
+    pairs whose count can have changed (entities mentioned together by a changed memory)."""
     if not uids:
         return
     tx.run("MATCH (e:Entity) WHERE e.uid IN $uids AND NOT (e)<-[:MENTIONS]-() DETACH DELETE e", uids=uids).consume()
-    pairs = [list(p) for p in combinations(sorted(set(uids)), 2)]
     if not pairs:
         return
     tx.run(
@@ -216,5 +268,5 @@ def _refresh_entities(tx: ManagedTransaction, uids: list[str]) -> None:
         MERGE (a)-[new:CO_OCCURS]->(b)
         SET new.count = n
         """,
-        pairs=pairs,
+        pairs=[list(pair) for pair in pairs],
     ).consume()
