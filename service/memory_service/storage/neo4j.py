@@ -136,13 +136,7 @@ class Neo4jGraphStore:
             tx.run("MATCH (m:Memory) WHERE m.id IN $ids DETACH DELETE m", ids=gone).consume()
         present = [(memory_id, user_key, record) for memory_id, user_key, record in items if record is not None]
         new = dict(zip([memory_id for memory_id, _, _ in present], _upsert_memories(tx, present), strict=True))
-        pairs: set[tuple[str, str]] = set()
-        touched: set[str] = set()
-        for memory_id, _, _ in items:
-            uids = set(old.get(memory_id, [])) | new.get(memory_id, set())
-            touched |= uids
-            pairs |= set(combinations(sorted(uids), 2))
-        _refresh_entities(tx, sorted(touched), sorted(pairs))
+        _refresh_entities(tx, [{*old.get(memory_id, []), *new.get(memory_id, set())} for memory_id, _, _ in items])
 
     def reconcile_user(self, user_key: str, existing_ids: Iterable[str]) -> int:
         """Remove the user's memories that Postgres no longer has (an erasure); returns how many."""
@@ -164,12 +158,10 @@ class Neo4jGraphStore:
             )
         )
         gone = [row["id"] for row in rows]
-        touched = sorted({uid for row in rows for uid in row["entities"]})
-        pairs = {pair for row in rows for pair in combinations(sorted(set(row["entities"])), 2)}
         tx.run("MATCH (m:Memory) WHERE m.id IN $ids DETACH DELETE m", ids=gone).consume()
         if not existing:
             tx.run("MATCH (u:User {uid: $user_key}) DETACH DELETE u", user_key=user_key).consume()
-        _refresh_entities(tx, touched, sorted(pairs))
+        _refresh_entities(tx, [set(row["entities"]) for row in rows])
         return len(gone)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -206,6 +198,8 @@ class Neo4jGraphStore:
 def _upsert_memories(tx: ManagedTransaction, items: list[tuple[str, str, MemoryRecord]]) -> list[set[str]]:
     """Write the memories with their users, tenants and mentions in one query; returns, per
     memory, the entity uids it mentions now."""
+    if not items:  # a batch of deletions only
+        return []
     rows: list[dict[str, Any]] = []
     for memory_id, user_key, record in items:
         tenant, user_id = split_user_key(user_key)
@@ -248,11 +242,15 @@ def _upsert_memories(tx: ManagedTransaction, items: list[tuple[str, str, MemoryR
     return [{entity_uid(row["tenant"], m["key"]) for m in row["mentions"]} for row in rows]
 
 
-def _refresh_entities(tx: ManagedTransaction, uids: list[str], pairs: list[tuple[str, str]]) -> None:
-    """Drop the touched entities nothing mentions any more, and recount co-occurrence for the
-    pairs whose count can have changed (entities mentioned together by a changed memory)."""
+def _refresh_entities(tx: ManagedTransaction, mentioned: Iterable[set[str]]) -> None:
+    """After changes to some memories (`mentioned`: per changed memory, the entity uids it
+    mentioned before or mentions now), drop the entities nothing mentions any more and recount
+    co-occurrence for the pairs whose count can have changed: those a changed memory mentions."""
+    groups = [sorted(uids) for uids in mentioned]
+    uids = sorted({uid for group in groups for uid in group})
     if not uids:
         return
+    pairs = sorted({pair for group in groups for pair in combinations(group, 2)})
     tx.run("MATCH (e:Entity) WHERE e.uid IN $uids AND NOT (e)<-[:MENTIONS]-() DETACH DELETE e", uids=uids).consume()
     if not pairs:
         return
