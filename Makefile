@@ -78,7 +78,7 @@ docs: install ## Regenerate docs/postman_collection.json from the OpenAPI docume
 	$(BIN)/python scripts/postman.py
 
 .PHONY: bench
-bench: install ## Every benchmark in one run, one JSON on stdout (bench/all.py): scale, throughput, latency; BENCH_ONLY picks parts
+bench: install ## Every benchmark in one run, one JSON on stdout (bench/all.py): model, scale, throughput, latency; BENCH_ONLY picks parts
 	@$(BIN)/python bench/all.py
 
 .PHONY: bench-latency
@@ -92,6 +92,10 @@ bench-platform: install ## Only the mem0 Platform dialect's search and add besid
 .PHONY: bench-throughput
 bench-throughput: install ## Issue 20 (JSON on stdout): searches/s, p50/p95/p99 at 1/8/32 clients (1 and 2 workers, mem0 pattern), adds/s, hit path, CPU per search
 	@$(BIN)/python bench/throughput.py
+
+.PHONY: bench-model
+bench-model: install ## Issue 20 (JSON on stdout): the embedding model alone, CPU per query at batch 1/4/16/32 and its operator split
+	@$(BIN)/python bench/model.py
 
 .PHONY: bench-scale
 bench-scale: install ## Issue 20 (JSON on stdout): bulk-load 10k/100k/1M memories; search p50/p95, recall@5 against an exact scan, index sizes, the exact/HNSW crossover

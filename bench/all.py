@@ -1,6 +1,7 @@
 """`make bench`: every benchmark of the service in one run, one JSON document on stdout.
 
-Issue 20 asks for its figures "in one run on this machine": the scale table (bench/scale.py:
+Issue 20 asks for its figures "in one run on this machine": the model's own CPU per query by batch
+size (bench/model.py: the floor under a search's CPU), the scale table (bench/scale.py:
 10k/100k/1M memories, recall@5 against an exact scan), the throughput run (bench/throughput.py:
 searches/s and p50/p95/p99 at 1/8/32 clients for one and two workers beside the mem0-server
 pattern, adds/s, CPU per search, the hit path) reading that scale result, and the latency run
@@ -24,8 +25,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench/results"
-PARTS = ("scale", "throughput", "latency")
-SCRIPTS = {"scale": "bench/scale.py", "throughput": "bench/throughput.py", "latency": "bench/run.py"}
+PARTS = ("model", "scale", "throughput", "latency")
+SCRIPTS = {
+    "model": "bench/model.py",
+    "scale": "bench/scale.py",
+    "throughput": "bench/throughput.py",
+    "latency": "bench/run.py",
+}
 
 
 def run(part: str, env: dict[str, str]) -> dict[str, Any]:
@@ -49,6 +55,8 @@ def main() -> int:
         return 2
     env = dict(os.environ)
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if "model" in wanted:
+        results["model"] = run("model", env)
     if "scale" in wanted:
         results["scale"] = run("scale", env)
         if "failed" not in results["scale"]:

@@ -4,7 +4,7 @@ A model run of one short query costs about twice the CPU per query of a run of s
 32 clients most runs still carry one to three queries (docs/capacity.md). EMBEDDER_MAX_WAIT_MS
 lets a caller that finds every run slot busy wait up to that long for company. This runs the
 two-worker service (as production: Redis for limits and the shared embedding cache) once per wait
-in BENCH_WAITS (default `0,2,5`), all on the same rows, and interleaves their 32-client windows of
+in BENCH_WAITS (default `0,5,15`), all on the same rows, and interleaves their 32-client windows of
 unique queries, so machine noise hits them alike: searches/s, p50/p95, CPU per search, and the
 embedder's model-run CPU per search. JSON on stdout.
 """
@@ -26,7 +26,7 @@ from bench.throughput import AUTH, Server, embedding_cpu_seconds, load_average, 
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServiceProcess, embedded_conninfo  # noqa: E402
 
-WAITS = [float(w) for w in os.environ.get("BENCH_WAITS", "0,2,5").split(",")]
+WAITS = [float(w) for w in os.environ.get("BENCH_WAITS", "0,5,15").split(",")]
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -62,10 +62,12 @@ def main() -> int:
             for server in servers:
                 window(server, "search", 4, 2.0)  # warm
             windows: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
+            alone: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
             model: dict[str, list[float]] = {s.name: [] for s in servers}
             for repeat in range(REPEATS):
                 log(f"round {repeat + 1} of {REPEATS} (load average {load_average()})")
                 for server in servers:
+                    alone[server.name].append(window(server, "search", 1, SECONDS / 2))  # a lone query's cost
                     before = embedding_cpu_seconds(server)
                     result = window(server, "search", CLIENTS, SECONDS)
                     model[server.name].append(
@@ -75,6 +77,8 @@ def main() -> int:
             for server in servers:
                 summary = median_of(windows[server.name])
                 summary["model_runs_ms_per_search"] = round(sorted(model[server.name])[len(model[server.name]) // 2], 2)
+                lone = median_of(alone[server.name])
+                summary["one_client"] = {k: lone[k] for k in ("per_second", "p50_ms", "p95_ms") if k in lone}
                 results[server.name] = summary
         finally:
             for service in services:

@@ -80,6 +80,27 @@ def test_a_lone_caller_runs_at_once_even_with_a_wait_configured(model: OnnxMiniL
     assert time.perf_counter() - started < 2.0
 
 
+def test_under_load_a_wait_gathers_company_even_with_one_run_slot(model: OnnxMiniLMEmbedder) -> None:
+    """Runs back to back mean load: the next caller waits up to `max_wait` for company even when
+    the only slot is free (one slot per worker is the two-worker default, where a wait that
+    needed a busy slot never applied)."""
+    runs: list[int] = []
+
+    def encode(texts: Sequence[str]) -> Vectors:
+        runs.append(len(texts))
+        return model._encode(texts)
+
+    batcher = MicroBatcher(encode, runners=1, max_batch=32, max_wait=1.0)
+    batcher([TEXTS[0]])  # alone: nothing ran before it, so it did not wait
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(batcher, [TEXTS[1]])
+        time.sleep(0.2)
+        second = pool.submit(batcher, [TEXTS[2]])
+        first.result(30)
+        second.result(30)
+    assert runs == [1, 2]
+
+
 def test_one_call_with_many_texts_is_one_run_in_order(model: OnnxMiniLMEmbedder) -> None:
     runs: list[int] = []
 
