@@ -55,18 +55,13 @@ def main() -> int:
         return 2
     env = dict(os.environ)
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if "model" in wanted:
-        results["model"] = run("model", env)
-    if "scale" in wanted:
-        results["scale"] = run("scale", env)
-        if "failed" not in results["scale"]:
+    for part in (p for p in PARTS if p in wanted):  # PARTS order: the scale result feeds throughput
+        results[part] = run(part, env)
+        if part == "scale" and "failed" not in results["scale"]:
             RESULTS.mkdir(parents=True, exist_ok=True)
             kept = RESULTS / f"scale-{time.strftime('%Y-%m-%d-%H%M', time.gmtime())}.json"
             kept.write_text(json.dumps(results["scale"], indent=1) + "\n")
             env["BENCH_SCALE_RESULT"] = str(kept)
-    for part in ("throughput", "latency"):
-        if part in wanted:
-            results[part] = run(part, env)
     results["targets"] = {
         part: results[part]["targets"]
         for part in ("throughput",)

@@ -2,7 +2,8 @@
 
 A model run of one short query costs about twice the CPU per query of a run of sixteen, and at
 32 clients most runs still carry one to three queries (docs/capacity.md). EMBEDDER_MAX_WAIT_MS
-lets a caller that finds every run slot busy wait up to that long for company. This runs the
+lets a caller wait up to that long for company while the batcher is loaded (providers/batching.py);
+each wait's one-client latency is measured too, since a sequential client can pay the wait. This runs the
 two-worker service (as production: Redis for limits and the shared embedding cache) once per wait
 in BENCH_WAITS (default `0,5,15`), all on the same rows, and interleaves their 32-client windows of
 unique queries, so machine noise hits them alike: searches/s, p50/p95, CPU per search, and the

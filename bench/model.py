@@ -50,14 +50,11 @@ def operator_split(model_path: Path, runs: int = 200) -> dict[str, Any]:
     """onnxruntime's profile of `runs` single-query runs: milliseconds per run by operator type."""
     import numpy as np
     import onnxruntime as ort
+    from memory_service.providers.onnx import session_options
 
     ort.disable_telemetry_events()
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = session_options(threads=1)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "ort")
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])

@@ -70,13 +70,15 @@ class MicroBatcher:
             vectors.append(slot.vector)
         return vectors
 
+    def _loaded(self) -> bool:
+        """A run is in progress, or runs come back to back (the last ended within `max_wait`)."""
+        return self._running > 0 or time.monotonic() - self._last_end < self.max_wait
+
     def _lead(self) -> None:
         """Take the queue's head as one batch and run it (called holding the lock; releases it
         while the model runs)."""
-        now = time.monotonic()
-        loaded = self._running > 0 or now - self._last_end < self.max_wait  # runs back to back
-        if self.max_wait > 0 and loaded and len(self._pending) < self.max_batch:
-            deadline = now + self.max_wait
+        if self.max_wait > 0 and len(self._pending) < self.max_batch and self._loaded():
+            deadline = time.monotonic() + self.max_wait
             while len(self._pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
             if not self._pending or self._running >= self.runners:

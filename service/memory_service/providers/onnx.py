@@ -50,6 +50,19 @@ def default_model_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
+def session_options(threads: int) -> Any:
+    """How the service runs the model (bench/model.py profiles it the same way): every graph
+    optimisation, `threads` intra-op threads, no inter-op parallelism, warnings and worse only."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -105,12 +118,9 @@ class OnnxMiniLMEmbedder(EmbeddingBase):
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a password
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(model_path), session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = tokenizer
         self._lock = threading.Lock()  # tokenizers' padding state is shared; encode under a lock
